@@ -1,0 +1,2 @@
+export { createHasher, digestHex, digestOf, isDigest, parseDigest, verifyBytes } from "./digest.ts";
+export type { Digest, Hasher } from "./digest.ts";
