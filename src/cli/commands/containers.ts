@@ -1,0 +1,33 @@
+/** `tsctr containers ls|rm`: container records in the namespace. */
+import { Command } from "commander";
+import { contextFrom } from "../options.ts";
+import { table } from "../render.ts";
+
+export function containersCommand(): Command {
+  const c = new Command("containers").alias("container").alias("c").description("manage containers");
+  c.command("ls")
+    .alias("list")
+    .description("list containers")
+    .option("-q, --quiet", "print only the IDs", false)
+    .action(async (opts: { quiet: boolean }, cmd: Command) => {
+      const { listContainers } = await import("../../client/containers.ts");
+      const list = await listContainers(contextFrom(cmd));
+      if (opts.quiet) return void process.stdout.write(list.map((r) => `${r.id}\n`).join(""));
+      const rows = [["CONTAINER", "IMAGE", "RUNTIME"]];
+      for (const r of list) rows.push([r.id, r.image, r.runtime]);
+      process.stdout.write(table(rows));
+    });
+  c.command("rm")
+    .alias("delete")
+    .description("remove stopped containers")
+    .argument("<id...>", "container IDs")
+    .action(async (ids: string[], _o: unknown, cmd: Command) => {
+      const { removeContainer } = await import("../../client/containers.ts");
+      const ctx = contextFrom(cmd);
+      for (const id of ids) {
+        await removeContainer(ctx, id);
+        process.stdout.write(`${id}\n`);
+      }
+    });
+  return c;
+}

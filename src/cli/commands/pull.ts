@@ -1,0 +1,26 @@
+/** `tsctr pull [--platform P] [--plain-http] REF`: fetch an image and unpack it. */
+import { Command } from "commander";
+import { contextFrom } from "../options.ts";
+
+export function pullCommand(): Command {
+  return new Command("pull")
+    .description("pull an image from a registry and unpack it")
+    .argument("<ref>", "image reference, e.g. docker.io/library/alpine:latest")
+    .option("--platform <platform>", "os/arch[/variant] to pull (default: this host's)")
+    .option("--plain-http", "talk to the registry over HTTP instead of HTTPS", false)
+    .option("-q, --quiet", "print nothing but errors", false)
+    .action(async (ref: string, opts: { platform?: string; plainHttp: boolean; quiet: boolean }, cmd: Command) => {
+      const { pull } = await import("../../client/pull.ts");
+      const { hostPlatform, parsePlatform } = await import("../../images/platform.ts");
+      const { pullProgress } = await import("../progress.ts");
+      const ctx = contextFrom(cmd);
+      const platform = opts.platform ? parsePlatform(opts.platform) : hostPlatform();
+      const progress = pullProgress(process.stdout, opts.quiet);
+      try {
+        await pull(ctx, ref, { platform, plainHttp: opts.plainHttp, onEvent: progress.onEvent });
+      } finally {
+        progress.finish();
+        await ctx.close();
+      }
+    });
+}

@@ -1,0 +1,40 @@
+/** `tsctr run [--rm] [-t] [--env K=V]… [--platform P] IMAGE ID [CMD [ARG…]]`, like `ctr run`. */
+import { Command } from "commander";
+import { contextFrom } from "../options.ts";
+
+const collect = (v: string, acc: string[]) => [...acc, v];
+
+export function runCommand(): Command {
+  return new Command("run")
+    .description("run a container in the foreground")
+    .argument("<image>", "image reference (pulled already)")
+    .argument("<id>", "container ID")
+    .argument("[cmd...]", "command and arguments (replace the image's Cmd)")
+    .option("--rm", "remove the container and its snapshot after it exits", false)
+    .option("-t, --tty", "allocate a terminal", false)
+    .option("--env <K=V>", "set an environment variable (repeatable)", collect, [] as string[])
+    .option("--platform <platform>", "platform of the image to run (default: this host's)")
+    .passThroughOptions()
+    .action(async (image: string, id: string, cmdArgs: string[], opts: { rm: boolean; tty: boolean; env: string[]; platform?: string }, cmd: Command) => {
+      const { run } = await import("../../client/run.ts");
+      const { hostPlatform, parsePlatform } = await import("../../images/platform.ts");
+      const ctx = contextFrom(cmd);
+      for (const e of opts.env) {
+        if (!/^[^=]+=/.test(e)) {
+          const { errorOf } = await import("../../errdefs/mod.ts");
+          throw errorOf("InvalidArgument", `invalid --env "${e}": expected KEY=VALUE`);
+        }
+      }
+      const status = await run(ctx, {
+        image,
+        id,
+        args: cmdArgs.length > 0 ? cmdArgs : undefined,
+        env: opts.env,
+        tty: opts.tty,
+        rm: opts.rm,
+        platform: opts.platform ? parsePlatform(opts.platform) : hostPlatform(),
+      });
+      await ctx.close();
+      process.exitCode = status;
+    });
+}

@@ -1,0 +1,16 @@
+/** Reading the global options from any (sub)command into a client Context. */
+import type { Command } from "commander";
+import { Context, type GlobalOptions } from "../client/context.ts";
+
+/** The root program's options, seen from a subcommand at any depth. */
+export function globalOptions(cmd: Command): GlobalOptions & { debug: boolean } {
+  let root = cmd;
+  while (root.parent) root = root.parent;
+  const o = root.opts() as GlobalOptions & { debug: boolean };
+  return o;
+}
+
+/** A client context for the command's global options. */
+export function contextFrom(cmd: Command): Context {
+  return new Context(globalOptions(cmd));
+}

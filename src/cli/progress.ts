@@ -1,0 +1,78 @@
+/**
+ * Pull progress: on a TTY a live table per blob (like `ctr pull`), redrawn at most 10 times a second;
+ * off a TTY one plain line per state change.
+ */
+import type { PullEvent } from "../client/pull.ts";
+import { humanSize } from "./render.ts";
+
+interface Row {
+  label: string;
+  status: string;
+  offset: number;
+  size: number;
+}
+
+/** Returns an event handler and a `finish` that draws the final state. */
+export function pullProgress(out: NodeJS.WriteStream, quiet: boolean): { onEvent: (e: PullEvent) => void; finish: () => void } {
+  if (quiet) return { onEvent: () => {}, finish: () => {} };
+  return out.isTTY ? ttyProgress(out) : lineProgress(out);
+}
+
+function lineProgress(out: NodeJS.WriteStream) {
+  const last = new Map<string, string>();
+  const onEvent = (e: PullEvent) => {
+    switch (e.type) {
+      case "resolved":
+        out.write(`${e.ref}: resolved ${e.digest} (${e.platform})\n`);
+        break;
+      case "blob":
+        if (e.status === "waiting" || last.get(`b${e.digest}`) === e.status) return;
+        last.set(`b${e.digest}`, e.status);
+        out.write(`layer-${short(e.digest)}: ${e.status} ${humanSize(e.size)}\n`);
+        break;
+      case "unpack":
+        out.write(`layer-${short(e.digest)}: ${e.status === "done" ? "unpacked" : e.status === "exists" ? "already unpacked" : "extracting"}\n`);
+        break;
+      case "done":
+        out.write(`${e.ref}: done in ${(e.elapsedMs / 1000).toFixed(1)} s\n`);
+        break;
+    }
+  };
+  return { onEvent, finish: () => {} };
+}
+
+function ttyProgress(out: NodeJS.WriteStream) {
+  const rows = new Map<string, Row>();
+  let header = "";
+  let drawn = 0;
+  let lastDraw = 0;
+  const started = Date.now();
+  const draw = (force: boolean) => {
+    const t = Date.now();
+    if (!force && t - lastDraw < 100) return;
+    lastDraw = t;
+    const lines = [header];
+    for (const r of rows.values()) {
+      const pct = r.size > 0 ? Math.floor((r.offset / r.size) * 100) : 100;
+      lines.push(`${r.label.padEnd(24)} ${r.status.padEnd(12)} ${`${humanSize(r.offset)}/${humanSize(r.size)}`.padEnd(24)} ${String(pct).padStart(3)}%`);
+    }
+    lines.push(`elapsed: ${((t - started) / 1000).toFixed(1)} s`);
+    if (drawn > 0) out.write(`\x1b[${drawn}A`);
+    out.write(lines.map((l) => `\x1b[2K${l}\n`).join(""));
+    drawn = lines.length;
+  };
+  const onEvent = (e: PullEvent) => {
+    if (e.type === "resolved") header = `${e.ref}: resolved ${e.digest} (${e.platform})`;
+    if (e.type === "blob") rows.set(e.digest, { label: `layer-${short(e.digest)}`, status: e.status, offset: e.offset, size: e.size });
+    if (e.type === "unpack") {
+      const r = rows.get(e.digest);
+      if (r) r.status = e.status === "extracting" ? "extracting" : "unpacked";
+    }
+    draw(e.type !== "blob" || e.status !== "downloading");
+  };
+  return { onEvent, finish: () => draw(true) };
+}
+
+function short(digest: string): string {
+  return digest.slice(7, 19);
+}

@@ -1,0 +1,98 @@
+/**
+ * `run`: image → container record → writable snapshot → mounted rootfs → OCI bundle → runc in the
+ * foreground. Whatever fails on the way is undone in reverse order, so a failed run leaves no record,
+ * snapshot, mount or bundle behind. With `rm`, the same teardown runs after the container exits.
+ */
+import { mkdir, rm } from "node:fs/promises";
+import { join } from "node:path";
+import type { Context } from "./context.ts";
+import { getImage } from "./images.ts";
+import { openSnapshotter } from "./snapshotter.ts";
+import { errorOf } from "../errdefs/mod.ts";
+import { readImage } from "../images/image.ts";
+import { chainIds } from "../images/chainid.ts";
+import type { Platform } from "../images/types.ts";
+import { mountAll, unmount } from "../mount/mod.ts";
+import { Runc, findRunc, forwardSignals, generateSpec, resolveUser, writeBundle } from "../runtime/mod.ts";
+import { isRoot } from "../platform/runtime.ts";
+
+export interface RunOptions {
+  image: string;
+  id: string;
+  args?: string[];
+  env?: string[];
+  tty?: boolean;
+  rm?: boolean;
+  platform: Platform;
+}
+
+const ID_RE = /^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$/;
+
+/** Runs a container in the foreground with stdio passed through; resolves with its exit status. */
+export async function run(ctx: Context, opts: RunOptions): Promise<number> {
+  if (!ID_RE.test(opts.id) || opts.id.length > 76) {
+    throw errorOf("InvalidArgument", `invalid container ID "${opts.id}": use letters, digits and single '.', '_' or '-' between them`);
+  }
+  if (!isRoot()) throw errorOf("PermissionDenied", "run: tsctr must run as root to create containers");
+  const runcBinary = await findRunc();
+  const md = await ctx.metadata();
+  const content = await ctx.content();
+  const imageRecord = await getImage(ctx, opts.image);
+  const image = await readImage(content, { ...imageRecord.target }, opts.platform, imageRecord.name);
+  const chain = await chainIds(image.config.rootfs.diff_ids);
+  const top = chain[chain.length - 1];
+  const snapshotter = await openSnapshotter(ctx);
+  if (top && !(await snapshotter.stat(top))) {
+    throw errorOf("NotFound", `image ${imageRecord.name} is not unpacked for ${image.config.architecture}: pull it again`);
+  }
+
+  const snapshotKey = `${ctx.namespace}/${opts.id}`;
+  const bundle = ctx.bundleDir(opts.id);
+  const rootfs = join(bundle, "rootfs");
+  const undo: Array<() => Promise<void>> = [];
+  const teardown = async () => {
+    for (const step of undo.reverse()) await step().catch(() => {});
+    undo.length = 0;
+  };
+
+  md.transaction(() => {
+    md.createContainer({ namespace: ctx.namespace, id: opts.id, image: imageRecord.name, snapshotter: "overlayfs", snapshotKey, runtime: "io.containerd.runc.v2", labels: {} });
+    md.putSnapshot({ namespace: ctx.namespace, key: snapshotKey, parent: top, kind: "active" });
+  });
+  undo.push(async () => md.transaction(() => {
+    md.deleteContainer(ctx.namespace, opts.id);
+    md.deleteSnapshot(ctx.namespace, snapshotKey);
+  }));
+
+  let status: number;
+  try {
+    const mounts = await snapshotter.prepare(snapshotKey, top);
+    undo.push(() => snapshotter.remove(snapshotKey));
+    await mkdir(rootfs, { recursive: true });
+    undo.push(() => rm(bundle, { recursive: true, force: true }));
+    await mountAll(mounts, rootfs);
+    undo.push(() => unmount(rootfs));
+    const user = await resolveUser(rootfs, image.config.config?.User ?? "");
+    const spec = generateSpec({ id: opts.id, namespace: ctx.namespace, image: image.config, args: opts.args, env: opts.env, tty: opts.tty, user });
+    await writeBundle(bundle, spec);
+    const runc = new Runc({ binary: runcBinary, root: ctx.runcRoot() });
+    const task = runc.run(opts.id, bundle, { stdio: "inherit", tty: opts.tty ?? false });
+    const stopForwarding = forwardSignals(task.child);
+    try {
+      status = await task.exited;
+    } finally {
+      stopForwarding();
+      await runc.delete(opts.id, { force: true }).catch(() => {});
+    }
+  } catch (e) {
+    await teardown();
+    throw e;
+  }
+  if (opts.rm) {
+    await teardown();
+  } else {
+    // keep the record and the snapshot (like ctr); the rootfs is unmounted until the container starts again
+    await unmount(rootfs).catch(() => {});
+  }
+  return status;
+}

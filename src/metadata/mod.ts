@@ -1,0 +1,2 @@
+export { MetadataStore, openMetadata } from "./db.ts";
+export type { ContainerRecord, ImageRecord, SnapshotRecord } from "./types.ts";

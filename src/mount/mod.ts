@@ -1,0 +1,1 @@
+export { MOUNT_DATA_LIMIT, mountAll, overlaySupported, unmount } from "./mount.ts";

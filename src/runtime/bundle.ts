@@ -1,0 +1,57 @@
+/**
+ * OCI bundles on disk: a directory holding `config.json` and (usually) the `rootfs` mount point.
+ */
+import { mkdir, readFile, realpath, rm } from "node:fs/promises";
+import { isAbsolute, join } from "node:path";
+import { errorOf, isErrno } from "../errdefs/mod.ts";
+import { writeFileAtomic } from "../platform/durable.ts";
+import type { Spec } from "./spec_types.ts";
+
+/** Where a written bundle's parts are. */
+export interface BundlePaths {
+  dir: string;
+  config: string;
+  rootfs: string;
+}
+
+/**
+ * Creates `dir` (mode 0711) and the rootfs directory the spec names, then writes `config.json`
+ * atomically: a reader sees no config or the complete one. An existing rootfs is left as it is.
+ */
+export async function writeBundle(dir: string, spec: Spec): Promise<BundlePaths> {
+  await mkdir(dir, { recursive: true, mode: 0o711 });
+  const rootfs = isAbsolute(spec.root.path) ? spec.root.path : join(dir, spec.root.path);
+  await mkdir(rootfs, { recursive: true, mode: 0o755 });
+  const config = join(dir, "config.json");
+  await writeFileAtomic(config, JSON.stringify(spec, null, 2) + "\n", 0o600);
+  return { dir, config, rootfs };
+}
+
+/**
+ * Removes the bundle directory and everything in it; a missing bundle is not an error. Refuses with
+ * FailedPrecondition while anything at or below `dir` is still mounted (per /proc/self/mountinfo), so a
+ * mounted snapshot is never emptied through the bundle.
+ */
+export async function removeBundle(dir: string): Promise<void> {
+  let real: string;
+  try {
+    real = await realpath(dir);
+  } catch (err) {
+    if (isErrno(err, "ENOENT")) return;
+    throw err;
+  }
+  const mounted = (await mountPoints()).find((m) => m === real || m.startsWith(real + "/"));
+  if (mounted) throw errorOf("FailedPrecondition", `remove bundle ${dir}: ${mounted} is still mounted; unmount it first`);
+  await rm(real, { recursive: true, force: true });
+}
+
+/** Mount points of this process's mount namespace, decoded from /proc/self/mountinfo (field 5). */
+async function mountPoints(): Promise<string[]> {
+  const text = await readFile("/proc/self/mountinfo", "utf8");
+  const out: string[] = [];
+  for (const line of text.split("\n")) {
+    const field = line.split(" ")[4];
+    if (field) out.push(field.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8))));
+  }
+  return out;
+}

@@ -1,0 +1,1 @@
+export { OverlaySnapshotter } from "./overlay.ts";
