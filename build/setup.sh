@@ -86,7 +86,14 @@ if [ -f "$stamp" ] && [ -x node_modules/.bin/node ] && [ ! package-lock.json -nt
   say "npm packages: up to date"
 else
   say "npm packages: npm ci"
-  quietly npm ci --no-audit --no-fund --loglevel=error
+  if ! npm ci --no-audit --no-fund --loglevel=error >"$LOG" 2>&1; then
+    # npm ci refuses a lock file that lacks any optional platform package (deno's @deno/* for other systems,
+    # when the registry in use does not serve them); npm install --no-save installs the same pins and leaves
+    # package-lock.json alone.
+    grep -q 'package.json and package-lock.json .* in sync' "$LOG" || { tail -n 40 "$LOG" >&2; fail "failed: npm ci"; }
+    say "npm packages: npm ci refused package-lock.json ($(grep -c 'Missing:' "$LOG") entries missing); npm install --no-save"
+    quietly npm install --no-save --no-audit --no-fund --loglevel=error
+  fi
 fi
 
 say "ready: node $(node_modules/.bin/node --version), $(runc --version | head -n 1)"

@@ -3,6 +3,11 @@
 import process from "node:process";
 import { buildProgram } from "./program.ts";
 import { reportAndExit } from "./exit.ts";
+import { errorOf } from "../errdefs/mod.ts";
+
+// If the event loop drains while a command is still awaiting something, that is a bug, not success:
+// report it instead of exiting 0.
+process.once("beforeExit", () => reportAndExit(errorOf("Internal", "the command stalled before it finished")));
 
 buildProgram()
   .parseAsync(process.argv)

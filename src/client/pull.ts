@@ -117,13 +117,30 @@ async function fetchLayers(
 ): Promise<void> {
   const queue = [...new Map(layers.map((l) => [l.digest, l])).values()];
   for (const l of queue) emit({ type: "blob", digest: l.digest, mediaType: l.mediaType, status: "waiting", offset: 0, size: l.size });
+  // On the first failure the other workers stop taking layers and abort their transfers, and the error is
+  // thrown only once every worker has settled, so no ingest is left half-written behind a failed pull.
+  const abort = new AbortController();
   const worker = async () => {
-    for (let l = queue.shift(); l; l = queue.shift()) await fetchBlob(registry, ref, content, l, emit);
+    for (let l = queue.shift(); l && !abort.signal.aborted; l = queue.shift()) {
+      await fetchBlob(registry, ref, content, l, emit, abort.signal).catch((e) => {
+        abort.abort(e);
+        throw e;
+      });
+    }
   };
-  await Promise.all(Array.from({ length: Math.max(1, limit) }, worker));
+  const results = await Promise.allSettled(Array.from({ length: Math.max(1, limit) }, worker));
+  if (abort.signal.aborted) throw abort.signal.reason;
+  for (const r of results) if (r.status === "rejected") throw r.reason;
 }
 
-async function fetchBlob(registry: RegistryClient, ref: Reference, content: ContentStore, desc: Descriptor, emit: (e: PullEvent) => void): Promise<void> {
+async function fetchBlob(
+  registry: RegistryClient,
+  ref: Reference,
+  content: ContentStore,
+  desc: Descriptor,
+  emit: (e: PullEvent) => void,
+  signal: AbortSignal,
+): Promise<void> {
   const base = { type: "blob", digest: desc.digest, mediaType: desc.mediaType, size: desc.size } as const;
   if (await content.info(desc.digest)) {
     emit({ ...base, status: "exists", offset: desc.size });
@@ -131,16 +148,23 @@ async function fetchBlob(registry: RegistryClient, ref: Reference, content: Cont
   }
   const writer = await content.writer(`pull-${desc.digest}`, { digest: desc.digest, size: desc.size });
   try {
-    const body = await registry.fetchBlob(ref, desc);
-    let lastEmit = 0;
-    for await (const chunk of body) {
-      await writer.write(chunk);
-      const t = Date.now();
-      if (t - lastEmit > 100) {
-        lastEmit = t;
-        emit({ ...base, status: "downloading", offset: writer.offset });
+    const reader = (await registry.fetchBlob(ref, desc)).getReader();
+    const stop = () => void reader.cancel(signal.reason).catch(() => {});
+    signal.addEventListener("abort", stop, { once: true });
+    try {
+      let lastEmit = 0;
+      for (let r = await reader.read(); !r.done && !signal.aborted; r = await reader.read()) {
+        await writer.write(r.value);
+        const t = Date.now();
+        if (t - lastEmit > 100) {
+          lastEmit = t;
+          emit({ ...base, status: "downloading", offset: writer.offset });
+        }
       }
+    } finally {
+      signal.removeEventListener("abort", stop);
     }
+    if (signal.aborted) throw signal.reason;
     await writer.commit();
   } catch (e) {
     await writer.abort();

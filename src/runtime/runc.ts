@@ -66,6 +66,15 @@ export interface RuncListEntry {
  * Throws FailedPrecondition with how to install it when there is none.
  */
 export async function findRunc(searchPath: string = [process.env.PATH ?? "", ...SBIN_DIRS].join(delimiter)): Promise<string> {
+  const explicit = process.env.TSCTR_RUNC;
+  if (explicit) {
+    try {
+      await access(explicit, fsConstants.X_OK);
+      return explicit;
+    } catch {
+      throw errorOf("FailedPrecondition", `runc not found at TSCTR_RUNC=${explicit}: install it (apt-get install runc) or fix the path`);
+    }
+  }
   for (const dir of searchPath.split(delimiter)) {
     if (dir === "") continue;
     const candidate = join(dir, "runc");
