@@ -14,12 +14,12 @@
  */
 import {
   chmodSync,
+  chownSync,
   closeSync,
   constants,
   fchmodSync,
   fchownSync,
   futimesSync,
-  lchownSync,
   linkSync,
   lstatSync,
   lutimesSync,
@@ -32,6 +32,7 @@ import {
   writeSync,
   type Stats,
 } from "node:fs";
+import { lchown } from "node:fs/promises";
 import { resolve } from "node:path";
 import { TsctrError, errorOf, isErrno, type ErrorKind } from "../errdefs/mod.ts";
 import { makeDevice, makeFifo, setXattr } from "../platform/special_files.ts";
@@ -141,7 +142,9 @@ class Applier {
         await makeFifo(path, e.mode);
         break;
     }
-    lchownSync(path, e.uid, e.gid);
+    // Only symlinks need the no-follow chown (and Deno has no lchownSync); nothing else here is a link.
+    if (e.type === "symlink") await lchown(path, e.uid, e.gid);
+    else chownSync(path, e.uid, e.gid);
     // chown clears setuid/setgid, so permission bits come after it; symlinks have no mode of their own.
     if (e.type !== "symlink") chmodSync(path, e.mode);
     await this.#xattrs(path, e);

@@ -11,7 +11,7 @@ import { execFile as run } from "../../src/platform/exec.ts";
 
 export const REPO = resolve(import.meta.dirname, "..", "..");
 export const NODE_SOURCE = [join(REPO, "node_modules", ".bin", "node"), join(REPO, "src", "cli", "main.ts")];
-export const DENO_SOURCE = [join(REPO, "node_modules", ".bin", "deno"), "run", "--allow-all", "--quiet", join(REPO, "src", "cli", "main.ts")];
+export const DENO_SOURCE = [join(REPO, "node_modules", "@deno", "linux-x64-glibc", "deno"), "run", "--allow-all", "--quiet", join(REPO, "src", "cli", "main.ts")];
 
 export interface Tsctr {
   root: string;

@@ -2,28 +2,41 @@
  * The streaming tar reader against archives written by GNU tar (posix and gnu formats), read back in
  * chunks of several sizes, and against corrupt, truncated and oversized input.
  */
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import { execFileSync } from "node:child_process";
-import { mkdtemp, mkdir, readFile, rm, writeFile, chmod, chown, symlink, link, lstat, readlink, utimes, lutimes } from "node:fs/promises";
+import { rmSync } from "node:fs";
+import process from "node:process";
+import { mkdtemp, mkdir, readFile, writeFile, chmod, chown, symlink, link, lstat, readlink, utimes, lutimes } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readTar, type TarEntry } from "../../src/archive/tar_reader.ts";
 import { TsctrError } from "../../src/errdefs/mod.ts";
 
-let dir: string;
+let dir = "";
 const longDir = `${"d".repeat(60)}/${"e".repeat(60)}/${"f".repeat(60)}/${"g".repeat(60)}/${"h".repeat(60)}`;
 const longFile = `${longDir}/${"x".repeat(120)}.txt`; // > 100 bytes as a name, > 255 in all
 const longTarget = `../${"t".repeat(150)}/target`;
 
-before(async () => {
+/** Builds the source tree and its archives once, on first use (node:test's before/after are not in Deno). */
+let fixture: Promise<void> | undefined;
+function setup(): Promise<void> {
+  fixture ??= makeFixture();
+  return fixture;
+}
+
+async function makeFixture(): Promise<void> {
   dir = await mkdtemp(join(tmpdir(), "tsctr-tar-"));
+  const cleanup = () => rmSync(dir, { recursive: true, force: true });
+  process.once("exit", cleanup); // Node
+  (globalThis as unknown as { addEventListener?: (type: string, f: () => void) => void }).addEventListener?.("unload", cleanup); // Deno
   const src = join(dir, "src");
   await mkdir(join(src, "tree", longDir), { recursive: true });
   await writeFile(join(src, "tree", "hello.txt"), "hello, tar\n");
   await writeFile(join(src, "tree", "empty"), "");
   await writeFile(join(src, "tree", longFile), "deep\n");
-  await writeFile(join(src, "tree", "big.bin"), Buffer.alloc(300_000, 7)); // spans many chunks
+  await writeFile(join(src, "tree", "big.bin"), Buffer.alloc(20_000, 7)); // spans many chunks
   await writeFile(join(src, "tree", "suid"), "#!/bin/sh\n");
   await chmod(join(src, "tree", "suid"), 0o4755);
   await writeFile(join(src, "tree", "owned"), "mine\n");
@@ -42,11 +55,7 @@ before(async () => {
   execFileSync("tar", ["--format=posix", "--xattrs", "--xattrs-include=user.*", "-cf", join(dir, "posix.tar"), "-C", src, "tree"]);
   execFileSync("tar", ["--format=gnu", "-cf", join(dir, "gnu.tar"), "-C", src, "tree"]);
   execFileSync("tar", ["--format=gnu", "--owner=big:3000000", "--group=big:3000001", "-cf", join(dir, "bigid.tar"), "-C", src, "tree/hello.txt"]);
-});
-
-after(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+}
 
 /** A web stream of `bytes` cut into `size`-byte chunks (to exercise headers and bodies split across chunks). */
 function streamOf(bytes: Uint8Array, size: number): ReadableStream<Uint8Array> {
@@ -109,6 +118,7 @@ async function checkAgainstSource(entries: Map<string, Read>, opts: { xattrs: bo
 }
 
 test("reads a POSIX (PAX) archive from GNU tar: long names, long link targets, xattrs, modes, owners", async () => {
+  await setup();
   const bytes = await readFile(join(dir, "posix.tar"));
   for (const chunk of [1 << 20, 1, 7, 513]) {
     const entries = await readAll(bytes, chunk);
@@ -119,6 +129,7 @@ test("reads a POSIX (PAX) archive from GNU tar: long names, long link targets, x
 });
 
 test("reads a GNU archive: long names and link targets through L/K records", async () => {
+  await setup();
   const bytes = await readFile(join(dir, "gnu.tar"));
   assert.ok(bytes.includes("././@LongLink"), "the archive uses GNU long-name records");
   for (const chunk of [1 << 20, 3, 512]) {
@@ -129,12 +140,14 @@ test("reads a GNU archive: long names and link targets through L/K records", asy
 });
 
 test("reads GNU base-256 numbers (ids too large for octal)", async () => {
+  await setup();
   const entries = await readAll(await readFile(join(dir, "bigid.tar")), 4096);
   const e = entries.get("tree/hello.txt")!.entry;
   assert.deepEqual([e.uid, e.gid], [3000000, 3000001]);
 });
 
 test("skips bodies that are not read and drains the stream after the end marker", async () => {
+  await setup();
   const bytes = await readFile(join(dir, "posix.tar"));
   let pulled = 0;
   const counting = streamOf(bytes, 1000).pipeThrough(
@@ -152,17 +165,19 @@ test("skips bodies that are not read and drains the stream after the end marker"
 });
 
 test("a corrupt header checksum is DataLoss naming the entry", async () => {
+  await setup();
   const bytes = new Uint8Array(await readFile(join(dir, "gnu.tar")));
   bytes[0] = bytes[0]! ^ 0x01; // first header's name: "tree/" becomes "uree/"
   await assert.rejects(readAll(bytes, 4096), (e: unknown) => e instanceof TsctrError && e.kind === "DataLoss" && /checksum/.test(e.message) && /uree/.test(e.message));
 });
 
 test("a truncated archive is DataLoss, inside a body or inside a header", async () => {
+  await setup();
   const bytes = await readFile(join(dir, "gnu.tar"));
   const big = bytes.indexOf(Buffer.alloc(64, 7)); // inside big.bin's data
   assert.ok(big > 0);
   await assert.rejects(readAll(bytes.subarray(0, big + 1000), 4096), (e: unknown) => e instanceof TsctrError && e.kind === "DataLoss" && /truncated/.test(e.message));
-  const nextHeader = big + Math.ceil(300_000 / 512) * 512; // big.bin's data starts on a block boundary
+  const nextHeader = big + Math.ceil(20_000 / 512) * 512; // big.bin's data starts on a block boundary
   await assert.rejects(readAll(bytes.subarray(0, nextHeader + 100), 4096), (e: unknown) => e instanceof TsctrError && e.kind === "DataLoss" && /truncated inside a header/.test(e.message));
 });
 
@@ -186,6 +201,7 @@ function header(name: string, type: string, size: number): Uint8Array {
 }
 
 test("an oversized PAX header is refused before it is buffered", async () => {
+  await setup();
   const size = 2 << 20;
   const pax = header("PaxHeaders/huge", "x", size);
   const body = new Uint8Array(size + 1024); // the record itself never gets parsed
@@ -196,12 +212,14 @@ test("an oversized PAX header is refused before it is buffered", async () => {
 });
 
 test("a malformed PAX record is DataLoss", async () => {
+  await setup();
   const rec = new TextEncoder().encode("99 path=x\n");
   const bytes = Buffer.concat([header("PaxHeaders/bad", "x", rec.length), rec, new Uint8Array(512 - rec.length), header("file", "0", 0), new Uint8Array(1024)]);
   await assert.rejects(readAll(bytes, 512), (e: unknown) => e instanceof TsctrError && e.kind === "DataLoss" && /PAX/.test(e.message));
 });
 
 test("PAX path, size and global headers apply as the standard says", async () => {
+  await setup();
   const enc = new TextEncoder();
   const rec = (k: string, v: string) => {
     const body = ` ${k}=${v}\n`;
