@@ -8,6 +8,9 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import process from "node:process";
 import { describe, it } from "node:test";
+import { startRegistry } from "../helpers/registry.ts";
+import { pushBusyboxIndex } from "../helpers/oci_builder.ts";
+import { makeTsctr } from "../helpers/tsctr.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..", "..");
 const PINNED_NODE = (JSON.parse(readFileSync(path.join(ROOT, "package.json"), "utf8")) as {
@@ -40,6 +43,27 @@ function tsctr(arch: keyof typeof FOREIGN, args: string[]): { status: number | n
   return { status: res.status, stdout: res.stdout, stderr: res.stderr };
 }
 
+/** Pulls busybox:1 (an amd64 + arm64/v8 index) with the executable of `arch` and runs `uname -m` in it. */
+async function pullAndRun(arch: keyof typeof FOREIGN, machine: string): Promise<void> {
+  tsctr(arch, ["version"]); // asserts the executable exists and can run here
+  const reg = await startRegistry();
+  const run = await makeTsctr([path.join(ROOT, "dist", `tsctr-linux-${arch}`)]);
+  const env = { ...process.env, QEMU_LD_PREFIX: FOREIGN[arch].ldPrefix };
+  try {
+    await pushBusyboxIndex(reg.host, "busybox", "1");
+    const ref = `${reg.host}/busybox:1`;
+    const pulled = await run(["pull", "--plain-http", ref], { env });
+    assert.equal(pulled.code, 0, pulled.stderr);
+    assert.match(pulled.stdout, new RegExp(`\\(linux/${arch}${arch === "arm64" ? "/v8" : ""}\\)`));
+    const ran = await run(["run", "--rm", ref, `exe-${arch}`, "sh", "-c", "uname -m; exit 7"], { env });
+    assert.equal(ran.code, 7, ran.stderr);
+    assert.equal(ran.stdout, `${machine}\n`);
+  } finally {
+    await run.cleanup();
+    await reg.stop();
+  }
+}
+
 describe("single executables", () => {
   it("dist/tsctr-linux-amd64 version names node 24 and linux/amd64", () => {
     const res = tsctr("amd64", ["version"]);
@@ -62,12 +86,11 @@ describe("single executables", () => {
     assert.equal(res.stdout, "");
   });
 
-  // ───────────────────────────────────────────────────────────────────────────────────────────────────────
-  // TODO(lead): "pulls an arm64 image from a local registry and runs it" — add once `pull` and `run` exist.
-  //   Start the test registry (test/helpers), push a busybox-static:arm64 image, then through qemu:
-  //     tsctr("arm64", ["--root", tmpRoot, "--state", tmpState, "pull", "--plain-http", `${reg}/busybox:arm64`])
-  //     tsctr("arm64", ["--root", tmpRoot, "--state", tmpState, "run", "--rm", `${reg}/busybox:arm64`, "t1",
-  //                     "sh", "-c", "uname -m; exit 7"])
-  //   and assert the exit code is 7 and stdout says aarch64 (the container runs through the same binfmt entry).
-  // ───────────────────────────────────────────────────────────────────────────────────────────────────────
+  it("dist/tsctr-linux-amd64 pulls a multi-arch index and runs the amd64 container", async () => {
+    await pullAndRun("amd64", "x86_64");
+  });
+
+  it("dist/tsctr-linux-arm64 under qemu pulls the arm64 image from the same index and runs it", async () => {
+    await pullAndRun("arm64", "aarch64");
+  });
 });
