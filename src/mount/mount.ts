@@ -43,7 +43,7 @@ async function mountOne(m: Mount, where: string): Promise<void> {
   } else {
     throw errorOf("NotImplemented", `mount ${m.source} on ${where}: mount type "${m.type}" is not supported`);
   }
-  const r = await execFile("mount", args);
+  const r = await execFile("mount", args, { cwd: m.cwd });
   if (r.code !== 0) {
     const detail = r.stderr.trim().split("\n").pop() || `exit status ${r.code}`;
     throw errorOf(/permission denied|must be superuser/i.test(detail) ? "PermissionDenied" : "Internal", `mount ${m.type} on ${where}: ${detail}`);

@@ -14,9 +14,9 @@ export interface ExecResult {
  * Runs `file` with `args` and collects its output. Resolves with the exit code (never throws for a
  * non-zero exit); rejects with FailedPrecondition when the program cannot be started (e.g. not installed).
  */
-export function execFile(file: string, args: string[], opts: { input?: string | Uint8Array; env?: NodeJS.ProcessEnv } = {}): Promise<ExecResult> {
+export function execFile(file: string, args: string[], opts: { input?: string | Uint8Array; env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: ["pipe", "pipe", "pipe"], env: opts.env ?? process.env });
+    const child = spawn(file, args, { stdio: ["pipe", "pipe", "pipe"], env: opts.env ?? process.env, cwd: opts.cwd });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on("data", (b: Buffer) => out.push(b));

@@ -10,6 +10,8 @@ export interface Mount {
   source: string;
   target?: string;
   options: string[];
+  /** The directory that relative paths in `options` are resolved from (keeps overlay options short). */
+  cwd?: string;
 }
 
 export type SnapshotKind = "active" | "view" | "committed";

@@ -143,6 +143,25 @@ test("a multi-layer image with whiteouts, hardlinks and odd modes runs with the 
   }
 });
 
+test("an image of 100 layers fits one overlay mount and sees every layer", async () => {
+  const reg = await startRegistry();
+  const tsctr = await makeTsctr();
+  try {
+    const layers = [await busyboxRootfsLayer("amd64")];
+    for (let i = 1; i < 100; i++) layers.push(await layerFromFiles([{ type: "file", path: `/layers/${i}`, content: `${i}\n` }]));
+    await pushImage(reg.host, "tall", "1", { layers, platform: { os: "linux", architecture: "amd64" } });
+    const ref = `${reg.host}/tall:1`;
+    const p = await tsctr(["pull", "--plain-http", ref]);
+    assert.equal(p.code, 0, p.stderr);
+    const r = await tsctr(["run", "--rm", ref, "c-tall", "sh", "-c", "ls /layers | wc -l; cat /layers/1 /layers/99"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "99\n1\n99\n");
+  } finally {
+    await tsctr.cleanup();
+    await reg.stop();
+  }
+});
+
 test("bad input: one-line errors, distinct exit codes, nothing half-written", async (t) => {
   const reg = await startRegistry();
   const tsctr = await makeTsctr();

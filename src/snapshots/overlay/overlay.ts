@@ -1,12 +1,15 @@
 /**
  * The overlayfs snapshotter. Layout under its root:
- *   committed/<sha256 hex of name>/{fs, info.json}        frozen layers (lower directories)
+ *   committed/<sha256 hex of name>/{fs, info.json, link}  frozen layers (lower directories)
+ *   l/<short id> -> ../committed/<hex>/fs                  short names for lowerdir= (as Docker's overlay2 does):
+ *                                                          mounts name lowers relative to the root, ~13 bytes each,
+ *                                                          so hundreds of layers fit the kernel's one-page limit
  *   active/<sha256 hex of key>/{fs, work, info.json}      writable (or view) snapshots
  *   tmp/                                                  snapshots being made or removed
  * A snapshot appears and disappears by renaming its directory, so a crash leaves it whole or absent.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { access, mkdir, readFile, readdir, rename, rm } from "node:fs/promises";
+import { access, mkdir, readFile, readdir, readlink, rename, rm, symlink } from "node:fs/promises";
 import { join } from "node:path";
 import { errorOf, isErrno } from "../../errdefs/mod.ts";
 import { MOUNT_DATA_LIMIT, overlaySupported } from "../../mount/mount.ts";
@@ -38,7 +41,7 @@ export class OverlaySnapshotter implements Snapshotter {
       throw errorOf("FailedPrecondition", "open overlay snapshotter: overlayfs is not available on this kernel (the native snapshotter comes later)");
     }
     if (/[:,]/.test(root)) throw errorOf("InvalidArgument", `open overlay snapshotter: root "${root}" must not contain ':' or ','`);
-    for (const d of ["active", "committed", "tmp"]) await mkdir(join(root, d), { recursive: true, mode: 0o700 });
+    for (const d of ["active", "committed", "tmp", "l"]) await mkdir(join(root, d), { recursive: true, mode: 0o700 });
     await rm(join(root, "tmp"), { recursive: true, force: true });
     await mkdir(join(root, "tmp"), { mode: 0o700 });
     await finishCommits(root);
@@ -78,7 +81,7 @@ export class OverlaySnapshotter implements Snapshotter {
     const fs = join(found.dir, "fs");
     if (found.info.kind === "view") {
       if (lowers.length === 0) return [{ type: "bind", source: fs, options: ["rbind", "ro"] }];
-      if (lowers.length === 1) return [{ type: "bind", source: lowers[0]!, options: ["rbind", "ro"] }];
+      if (lowers.length === 1) return [{ type: "bind", source: join(this.root, lowers[0]!), options: ["rbind", "ro"] }];
       return [this.#overlay(key, [`lowerdir=${lowers.join(":")}`])];
     }
     if (lowers.length === 0) return [{ type: "bind", source: fs, options: ["rbind", "rw"] }];
@@ -116,6 +119,27 @@ export class OverlaySnapshotter implements Snapshotter {
     }
     await fsyncDir(join(this.root, "committed"));
     await fsyncDir(join(this.root, "active"));
+    await this.#shortLink(this.#path("committed", name));
+  }
+
+  /**
+   * The short lowerdir name ("l/<id>", relative to the root) of a committed snapshot's fs, created on first
+   * use: a crash between commit and link creation, or a store from before links, is repaired here.
+   */
+  async #shortLink(dir: string): Promise<string> {
+    const hex = dir.slice(dir.lastIndexOf("/") + 1);
+    const target = join("..", "committed", hex, "fs");
+    let id = (await readFile(join(dir, "link"), "utf8").catch(() => "")).trim();
+    if (id && (await readlink(join(this.root, "l", id)).catch(() => "")) === target) return `l/${id}`;
+    if (!id) {
+      id = randomShortId();
+      await writeFileAtomic(join(dir, "link"), id);
+    }
+    await symlink(target, join(this.root, "l", id)).catch((e) => {
+      if (!isErrno(e, "EEXIST")) throw e;
+    });
+    await fsyncDir(join(this.root, "l"));
+    return `l/${id}`;
   }
 
   /** Removes snapshot `name` (active, view or committed). FailedPrecondition when others build on it. */
@@ -126,6 +150,8 @@ export class OverlaySnapshotter implements Snapshotter {
       const child = (await this.list()).find((s) => s.parent === name);
       if (child) throw errorOf("FailedPrecondition", `remove snapshot "${name}": snapshot "${child.name}" is based on it`);
     }
+    const link = (await readFile(join(found.dir, "link"), "utf8").catch(() => "")).trim();
+    if (link) await rm(join(this.root, "l", link), { force: true });
     const trash = join(this.root, "tmp", `rm-${randomBytes(8).toString("hex")}`);
     await rename(found.dir, trash);
     await fsyncDir(join(found.dir, ".."));
@@ -148,18 +174,18 @@ export class OverlaySnapshotter implements Snapshotter {
     const all = this.#indexOff ? ["index=off", ...options] : options;
     const length = all.join(",").length;
     if (length >= MOUNT_DATA_LIMIT) {
-      throw errorOf("ResourceExhausted", `snapshot mounts "${key}": overlay options of ${length} bytes exceed the kernel's ${MOUNT_DATA_LIMIT}-byte limit (too many layers for now)`);
+      throw errorOf("ResourceExhausted", `snapshot mounts "${key}": overlay options of ${length} bytes exceed the kernel's ${MOUNT_DATA_LIMIT}-byte limit (too many layers)`);
     }
-    return { type: "overlay", source: "overlay", options: all };
+    return { type: "overlay", source: "overlay", options: all, cwd: this.root };
   }
 
-  /** The fs directories of committed `parent` and its ancestors, nearest first. */
+  /** The short lowerdir names (relative to the root) of committed `parent` and its ancestors, nearest first. */
   async #lowerDirs(parent: string | undefined): Promise<string[]> {
     const out: string[] = [];
     for (let name = parent; name !== undefined; ) {
       const found = await this.#find(name);
       if (!found || found.info.kind !== "committed") throw errorOf("NotFound", `snapshot parent "${name}" not found`);
-      out.push(join(found.dir, "fs"));
+      out.push(await this.#shortLink(found.dir));
       name = found.info.parent;
     }
     return out;
@@ -220,6 +246,12 @@ async function finishCommits(root: string): Promise<void> {
   }
   await fsyncDir(join(root, "active"));
   await fsyncDir(join(root, "committed"));
+}
+
+/** 12 random characters from [A-Z2-7]: 60 bits, unique among a device's layers. */
+function randomShortId(): string {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  return [...randomBytes(12)].map((b) => alphabet[b & 31]).join("");
 }
 
 async function readInfo(dir: string): Promise<SnapshotInfo | undefined> {
