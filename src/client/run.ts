@@ -15,6 +15,7 @@ import type { Platform } from "../images/types.ts";
 import { mountAll, unmount } from "../mount/mod.ts";
 import { Runc, findRunc, forwardSignals, generateSpec, resolveUser, writeBundle } from "../runtime/mod.ts";
 import { isRoot } from "../platform/runtime.ts";
+import process from "node:process";
 
 export interface RunOptions {
   image: string;
@@ -78,10 +79,12 @@ export async function run(ctx: Context, opts: RunOptions): Promise<number> {
     const runc = new Runc({ binary: runcBinary, root: ctx.runcRoot() });
     const task = runc.run(opts.id, bundle, { stdio: "inherit", tty: opts.tty ?? false });
     const stopForwarding = forwardSignals(task.child);
+    const stopEscalation = killOnThirdInterrupt(runc, opts.id);
     try {
       status = await task.exited;
     } finally {
       stopForwarding();
+      stopEscalation();
       await runc.delete(opts.id, { force: true }).catch(() => {});
     }
   } catch (e) {
@@ -95,4 +98,20 @@ export async function run(ctx: Context, opts: RunOptions): Promise<number> {
     await unmount(rootfs).catch(() => {});
   }
   return status;
+}
+
+/**
+ * A process that is PID 1 in its namespace ignores SIGINT and SIGTERM unless it handles them, so Ctrl-C
+ * alone may not stop a container; the third interrupt kills it with SIGKILL (Docker's habit).
+ */
+function killOnThirdInterrupt(runc: Runc, id: string): () => void {
+  let count = 0;
+  const handler = () => {
+    if (++count === 3) {
+      process.stderr.write(`tsctr: killing container ${id} (third interrupt)\n`);
+      void runc.kill(id, "SIGKILL").catch(() => {});
+    }
+  };
+  process.on("SIGINT", handler);
+  return () => void process.off("SIGINT", handler);
 }

@@ -8,7 +8,9 @@ import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { startRegistry, htpasswdLine, type TestRegistry } from "../helpers/registry.ts";
 import { layerFromFiles, pushBusyboxImage, pushBusyboxIndex, pushManifestBytes, pushImage, busyboxRootfsLayer } from "../helpers/oci_builder.ts";
-import { makeTsctr, DENO_SOURCE, type Tsctr } from "../helpers/tsctr.ts";
+import { makeTsctr, DENO_SOURCE, NODE_SOURCE, type Tsctr } from "../helpers/tsctr.ts";
+import { spawn } from "node:child_process";
+import { Buffer } from "node:buffer";
 import { ErrorKinds } from "../../src/errdefs/mod.ts";
 import { execFile } from "../../src/platform/exec.ts";
 
@@ -97,6 +99,30 @@ test("pull and run end to end", async (t) => {
       assertError(await tsctr(["run", ref, "c-keep", "true"]), "AlreadyExists", /container "c-keep": already exists/);
       assert.equal((await tsctr(["containers", "ls", "-q"])).stdout, "c-keep\n");
       assert.equal((await tsctr(["containers", "rm", "c-keep"])).code, 0);
+      assert.equal((await tsctr(["containers", "ls", "-q"])).stdout, "");
+    });
+
+    await t.test("signals reach the container: SIGTERM is forwarded, a third SIGINT kills it", async () => {
+      const started = (id: string, script: string) => {
+        const child = spawn(NODE_SOURCE[0]!, [NODE_SOURCE[1]!, "--root", tsctr.root, "--state", tsctr.state, "run", "--rm", ref, id, "sh", "-c", script], { stdio: ["ignore", "pipe", "pipe"] });
+        const out: string[] = [];
+        child.stdout.on("data", (b: Buffer) => out.push(b.toString()));
+        const exited = new Promise<number>((res) => child.on("exit", (code) => res(code ?? -1)));
+        const ready = new Promise<void>((res) => child.stdout.once("data", () => res()));
+        return { child, exited, ready, out };
+      };
+      const term = started("c-term", "trap 'echo got-term; exit 42' TERM; echo ready; while true; do sleep 0.1; done");
+      await term.ready;
+      term.child.kill("SIGTERM");
+      assert.equal(await term.exited, 42);
+      assert.match(term.out.join(""), /got-term/);
+      const stubborn = started("c-int", "echo ready; exec sleep 100");
+      await stubborn.ready;
+      for (let i = 0; i < 3; i++) {
+        stubborn.child.kill("SIGINT");
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      assert.equal(await stubborn.exited, 137);
       assert.equal((await tsctr(["containers", "ls", "-q"])).stdout, "");
     });
 
