@@ -102,6 +102,13 @@ test("pull and run end to end", async (t) => {
       assert.equal((await tsctr(["containers", "ls", "-q"])).stdout, "");
     });
 
+    await t.test("run -t gives the process a terminal (under script(1), which provides one)", async () => {
+      const line = [NODE_SOURCE[0], NODE_SOURCE[1], "--root", tsctr.root, "--state", tsctr.state, "run", "--rm", "-t", ref, "c-tty", "sh", "-c", "'tty; exit 5'"].join(" ");
+      const r = await execFile("script", ["-qec", line, "/dev/null"]);
+      assert.equal(r.code, 5, r.stdout + r.stderr);
+      assert.match(r.stdout, /\/dev\/pts\/\d+/);
+    });
+
     await t.test("signals reach the container: SIGTERM is forwarded, a third SIGINT kills it", async () => {
       const started = (id: string, script: string) => {
         const child = spawn(NODE_SOURCE[0]!, [NODE_SOURCE[1]!, "--root", tsctr.root, "--state", tsctr.state, "run", "--rm", ref, id, "sh", "-c", script], { stdio: ["ignore", "pipe", "pipe"] });
