@@ -1,5 +1,5 @@
 /**
- * `pull`: registry → content store → unpack → image record. The image name is written last, in one
+ * `pull`: registry → (content store and snapshots, streamed per layer: see layers.ts) → image record. The image name is written last, in one
  * metadata transaction, so a pull that dies halfway leaves the store as before (plus verified blobs and
  * committed layers that a later pull reuses), never an image that points at missing content.
  */
@@ -12,7 +12,7 @@ import type { Descriptor, Platform } from "../images/types.ts";
 import { RegistryClient, parseReference, type Reference } from "../registry/mod.ts";
 import { chainIds } from "../images/chainid.ts";
 import { openSnapshotter } from "./snapshotter.ts";
-import { unpackLayers } from "../unpack/unpacker.ts";
+import { pullLayers } from "./layers.ts";
 import { isRoot } from "../platform/runtime.ts";
 
 export type PullEvent =
@@ -27,6 +27,8 @@ export interface PullOptions {
   /** Also unpack into snapshots (default true, like `ctr pull`). */
   unpack?: boolean;
   concurrency?: number;
+  /** Keep no compressed copy of the layers (small SD cards); export and push then need a re-pull. */
+  discardBlobs?: boolean;
   onEvent?: (e: PullEvent) => void;
 }
 
@@ -79,21 +81,25 @@ async function pullWith(ctx: Context, registry: RegistryClient, ref: Reference, 
     throw errorOf("DataLoss", `pull ${name}: config lists ${config.rootfs.diff_ids.length} diff IDs for ${manifest.layers.length} layers`);
   }
 
-  await fetchLayers(registry, ref, content, manifest.layers, opts.concurrency ?? 3, emit);
-
   let chainId: string | undefined;
-  if (opts.unpack !== false) {
+  if (opts.unpack === false) {
+    await fetchLayers(registry, ref, content, manifest.layers, opts.concurrency ?? 3, emit);
+  } else {
     const snapshotter = await openSnapshotter(ctx);
     const chain = await chainIds(config.rootfs.diff_ids);
-    const result = await unpackLayers({
+    await pullLayers({
+      registry,
+      ref,
       content,
       snapshotter,
       layers: manifest.layers,
       diffIds: config.rootfs.diff_ids,
-      imageRef: name,
-      onLayer: (e: { digest: string; status: "extracting" | "exists" | "done" }) => emit({ type: "unpack", digest: e.digest, status: e.status }),
+      chain,
+      discardBlobs: opts.discardBlobs ?? false,
+      concurrency: opts.concurrency ?? 3,
+      emit,
     });
-    chainId = result.chainId;
+    chainId = chain.at(-1);
     const md = await ctx.metadata();
     md.transaction(() => {
       chain.forEach((c, i) => md.putSnapshot({ namespace: ctx.namespace, key: c, parent: i > 0 ? chain[i - 1] : undefined, kind: "committed" }));

@@ -29,7 +29,11 @@ export interface Snapshotter {
   prepare(key: string, parent?: string): Promise<Mount[]>;
   view(key: string, parent?: string): Promise<Mount[]>;
   mounts(key: string): Promise<Mount[]>;
-  commit(name: string, key: string): Promise<void>;
+  /**
+   * Freezes active `key` as committed `name`. `parent` (a committed snapshot) replaces the parent given at
+   * prepare: layers are extracted in parallel into parentless snapshots and chained at commit, in order.
+   */
+  commit(name: string, key: string, opts?: { parent?: string }): Promise<void>;
   remove(name: string): Promise<void>;
   list(): Promise<SnapshotInfo[]>;
   /** The directory holding an active snapshot's files (where a layer is extracted). */

@@ -1,11 +1,13 @@
 /**
- * Unpacks an image's layers into snapshots keyed by chain ID, like containerd's pkg/rootfs/apply.go:
- * for each layer, a committed snapshot of its chain ID is reused; otherwise the blob is streamed from the
- * content store, decompressed, hashed and applied into a fresh active snapshot, its diffID checked
- * against the image config, and only then committed. A failed layer leaves no snapshot behind.
+ * Unpacks layers into snapshots keyed by chain ID, like containerd's pkg/rootfs/apply.go, in two steps
+ * so that layers can be extracted in parallel and chained in order:
+ * - `extractLayer` streams a compressed layer through decompress → diffID hash → tar → files into a fresh
+ *   parentless active snapshot and checks the diffID; on any failure the snapshot is removed.
+ * - `commitLayer` freezes it as its chain ID on top of its (committed) parent.
+ * A layer becomes visible only when complete and verified.
  */
 import { randomBytes } from "node:crypto";
-import { applyLayer } from "../archive/apply.ts";
+import { applyLayer, type ApplyStats } from "../archive/apply.ts";
 import { decompress } from "../archive/decompress.ts";
 import { readTar } from "../archive/tar_reader.ts";
 import type { ContentStore } from "../content/types.ts";
@@ -26,6 +28,60 @@ export interface UnpackEvent {
   bytes?: number;
 }
 
+export interface ExtractedLayer {
+  /** The active snapshot holding the layer; commit or remove it. */
+  key: string;
+  stats: ApplyStats;
+}
+
+/**
+ * Extracts the compressed layer `source` into a new parentless active snapshot and verifies its diffID.
+ * `source` must deliver the layer's bytes in full; verifying the compressed digest is the caller's part.
+ */
+export async function extractLayer(
+  snapshotter: Snapshotter,
+  source: ReadableStream<Uint8Array>,
+  layer: Descriptor,
+  diffId: Digest,
+  imageRef: string,
+): Promise<ExtractedLayer> {
+  const what = `layer ${layer.digest}`;
+  const key = `extract-${randomBytes(8).toString("hex")} ${diffId}`;
+  await snapshotter.prepare(key);
+  try {
+    const dir = await snapshotter.upperDir(key);
+    const tar = await decompress(source, { mediaType: layer.mediaType, what });
+    const hasher = await createHasher();
+    const hashed = tar.pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, controller) {
+          hasher.update(chunk);
+          controller.enqueue(chunk);
+        },
+      }),
+    );
+    const stats = await applyLayer(readTar(hashed, { what }), dir, { layer: layer.digest });
+    const got = hasher.digest();
+    if (got !== diffId) {
+      throw errorOf("DataLoss", `unpack ${imageRef} ${what}: uncompressed digest ${got} does not match diffID ${diffId} from the image config`);
+    }
+    return { key, stats };
+  } catch (e) {
+    await snapshotter.remove(key).catch(() => {});
+    throw e;
+  }
+}
+
+/** Commits extracted snapshot `key` as `chainId` on `parent`; if another unpack won the race, drops ours. */
+export async function commitLayer(snapshotter: Snapshotter, key: string, chainId: Digest, parent: Digest | undefined): Promise<void> {
+  try {
+    await snapshotter.commit(chainId, key, parent === undefined ? {} : { parent });
+  } catch (e) {
+    await snapshotter.remove(key).catch(() => {});
+    if (!isKind(e, "AlreadyExists")) throw e;
+  }
+}
+
 export interface UnpackOptions {
   content: ContentStore;
   snapshotter: Snapshotter;
@@ -38,9 +94,8 @@ export interface UnpackOptions {
 }
 
 /**
- * Makes sure a committed snapshot exists for every layer prefix and returns the top chain ID. Each layer
- * is committed only after it was applied completely and its diffID matched; DataLoss names a layer whose
- * uncompressed digest differs from the config's.
+ * Unpacks layers whose blobs are in the content store, one after another, and returns the top chain ID.
+ * Layers already committed are reused.
  */
 export async function unpackLayers(opts: UnpackOptions): Promise<{ chainId: Digest }> {
   const { layers, diffIds, snapshotter } = opts;
@@ -56,48 +111,12 @@ export async function unpackLayers(opts: UnpackOptions): Promise<{ chainId: Dige
       opts.onLayer?.({ digest: layer.digest, index, chainId, status: "exists" });
     } else {
       opts.onLayer?.({ digest: layer.digest, index, chainId, status: "extracting" });
-      const bytes = await unpackLayer(opts, layer, diffIds[index]!, chainId, parent);
-      opts.onLayer?.({ digest: layer.digest, index, chainId, status: "done", bytes });
+      const source = await opts.content.readStream(layer.digest);
+      const { key, stats } = await extractLayer(snapshotter, source, layer, diffIds[index]!, opts.imageRef);
+      await commitLayer(snapshotter, key, chainId, parent);
+      opts.onLayer?.({ digest: layer.digest, index, chainId, status: "done", bytes: stats.bytes });
     }
     parent = chainId;
   }
   return { chainId: chain.at(-1)! };
-}
-
-/** Applies one layer into a new snapshot and commits it as `chainId`; removes the snapshot on any failure. */
-async function unpackLayer(opts: UnpackOptions, layer: Descriptor, diffId: Digest, chainId: Digest, parent: Digest | undefined): Promise<number> {
-  const { snapshotter } = opts;
-  const what = `layer ${layer.digest}`;
-  const key = `extract-${randomBytes(8).toString("hex")} ${chainId}`;
-  await snapshotter.prepare(key, parent);
-  try {
-    const dir = await snapshotter.upperDir(key);
-    const blob = await opts.content.readStream(layer.digest);
-    const tar = await decompress(blob, { mediaType: layer.mediaType, what });
-    const hasher = await createHasher();
-    const hashed = tar.pipeThrough(
-      new TransformStream<Uint8Array, Uint8Array>({
-        transform(chunk, controller) {
-          hasher.update(chunk);
-          controller.enqueue(chunk);
-        },
-      }),
-    );
-    const stats = await applyLayer(readTar(hashed, { what }), dir, { layer: layer.digest });
-    const got = hasher.digest();
-    if (got !== diffId) {
-      throw errorOf("DataLoss", `unpack ${opts.imageRef} ${what}: uncompressed digest ${got} does not match diffID ${diffId} from the image config`);
-    }
-    try {
-      await snapshotter.commit(chainId, key);
-    } catch (e) {
-      // Another unpack committed the same layer meanwhile: theirs is as good as ours.
-      if (!isKind(e, "AlreadyExists")) throw e;
-      await snapshotter.remove(key);
-    }
-    return stats.bytes;
-  } catch (e) {
-    await snapshotter.remove(key).catch(() => {});
-    throw e;
-  }
 }

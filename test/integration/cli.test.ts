@@ -133,6 +133,21 @@ test("pull and run end to end", async (t) => {
       assert.equal((await tsctr(["containers", "ls", "-q"])).stdout, "");
     });
 
+    await t.test("pull --discard-blobs keeps no compressed layer, and the image still runs", async () => {
+      const lean = await makeTsctr();
+      try {
+        const r = await lean(["pull", "--plain-http", "--discard-blobs", ref]);
+        assert.equal(r.code, 0, r.stderr);
+        const leanBlobs = await blobFiles(lean);
+        const layerHex = (await blobFiles(tsctr)).filter((h) => !leanBlobs.includes(h));
+        assert.ok(layerHex.length >= 1, "the layer blob is absent from the lean store");
+        const run = await lean(["run", "--rm", ref, "c-lean", "echo", "lean"]);
+        assert.equal(run.stdout, "lean\n", run.stderr);
+      } finally {
+        await lean.cleanup();
+      }
+    });
+
     await t.test("images rm removes the name; run then says to pull", async () => {
       assert.equal((await tsctr(["images", "rm", ref])).code, 0);
       assert.equal((await tsctr(["images", "ls", "-q"])).stdout, "");
@@ -240,6 +255,8 @@ test("bad input: one-line errors, distinct exit codes, nothing half-written", as
       await writeFile(file, bytes);
       const fresh = await makeTsctr();
       try {
+        assertError(await fresh(["pull", "--plain-http", "--discard-blobs", `${reg.host}/corrupt:1`]), "DataLoss", /digest|size|crc|corrupt/i);
+        assert.deepEqual(await committedSnapshots(fresh), [], "no layer committed without its blob verified");
         assertError(await fresh(["pull", "--plain-http", `${reg.host}/corrupt:1`]), "DataLoss", /digest|size|crc|corrupt/i);
         assert.ok(!(await blobFiles(fresh)).includes(hex), "the corrupt blob is not in the store");
         assert.deepEqual(await readdir(join(fresh.root, "content", "ingest")), [], "no ingest left");

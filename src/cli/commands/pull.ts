@@ -8,8 +8,9 @@ export function pullCommand(): Command {
     .argument("<ref>", "image reference, e.g. docker.io/library/alpine:latest")
     .option("--platform <platform>", "os/arch[/variant] to pull (default: this host's)")
     .option("--plain-http", "talk to the registry over HTTP instead of HTTPS", false)
+    .option("--discard-blobs", "keep no compressed copy of the layers (saves disk; export and push then need a re-pull)", false)
     .option("-q, --quiet", "print nothing but errors", false)
-    .action(async (ref: string, opts: { platform?: string; plainHttp: boolean; quiet: boolean }, cmd: Command) => {
+    .action(async (ref: string, opts: { platform?: string; plainHttp: boolean; quiet: boolean; discardBlobs: boolean }, cmd: Command) => {
       const { pull } = await import("../../client/pull.ts");
       const { hostPlatform, parsePlatform } = await import("../../images/platform.ts");
       const { pullProgress } = await import("../progress.ts");
@@ -17,7 +18,7 @@ export function pullCommand(): Command {
       const platform = opts.platform ? parsePlatform(opts.platform) : hostPlatform();
       const progress = pullProgress(process.stdout, opts.quiet);
       try {
-        await pull(ctx, ref, { platform, plainHttp: opts.plainHttp, onEvent: progress.onEvent });
+        await pull(ctx, ref, { platform, plainHttp: opts.plainHttp, discardBlobs: opts.discardBlobs, onEvent: progress.onEvent });
       } finally {
         progress.finish();
         await ctx.close();

@@ -99,14 +99,18 @@ export class OverlaySnapshotter implements Snapshotter {
    * Freezes active snapshot `key` as committed `name`, atomically: its data is synced, its info rewritten,
    * then its directory renamed into committed/. AlreadyExists when `name` exists (the active one stays).
    */
-  async commit(name: string, key: string): Promise<void> {
+  async commit(name: string, key: string, opts: { parent?: string } = {}): Promise<void> {
     const found = await this.#find(key);
     if (!found || found.info.kind !== "active") throw errorOf("NotFound", `commit snapshot "${name}": no active snapshot "${key}"`);
     if (await this.#find(name)) throw errorOf("AlreadyExists", `commit snapshot "${name}": a snapshot with that name exists`);
+    const parent = opts.parent ?? found.info.parent;
+    if (opts.parent !== undefined && (await this.#find(opts.parent))?.info.kind !== "committed") {
+      throw errorOf("NotFound", `commit snapshot "${name}": parent "${opts.parent}" is not a committed snapshot`);
+    }
     // syncfs(2) of the filesystem holding the layer: a committed layer survives a power cut whole.
     const r = await execFile("sync", ["-f", join(found.dir, "fs")]);
     if (r.code !== 0) throw errorOf("Internal", `commit snapshot "${name}": sync failed: ${r.stderr.trim()}`);
-    const info: SnapshotInfo = { name, kind: "committed", ...(found.info.parent ? { parent: found.info.parent } : {}), created: new Date().toISOString() };
+    const info: SnapshotInfo = { name, kind: "committed", ...(parent ? { parent } : {}), created: new Date().toISOString() };
     await writeFileAtomic(join(found.dir, "info.json"), `${JSON.stringify(info)}\n`);
     await rm(join(found.dir, "work"), { recursive: true, force: true });
     try {

@@ -1,0 +1,145 @@
+/**
+ * The pull pipeline for an image's layers: each layer streams registry → (compressed digest and size
+ * check, and the content store unless blobs are discarded) → decompress → diffID check → files in a
+ * staging snapshot, while it downloads; up to `concurrency` layers at once, since overlay layers are
+ * independent directories. Snapshots are committed in layer order, each only after both of its digests
+ * matched; a failure anywhere cancels the other transfers and removes every staging snapshot and ingest.
+ */
+import type { ContentStore, ContentWriter } from "../content/mod.ts";
+import { createHasher, type Digest } from "../digest/mod.ts";
+import { errorOf } from "../errdefs/mod.ts";
+import type { Descriptor } from "../images/types.ts";
+import type { RegistryClient, Reference } from "../registry/mod.ts";
+import type { Snapshotter } from "../snapshots/types.ts";
+import { commitLayer, extractLayer } from "../unpack/unpacker.ts";
+import type { PullEvent } from "./pull.ts";
+
+export interface LayerPipelineOptions {
+  registry: RegistryClient;
+  ref: Reference;
+  content: ContentStore;
+  snapshotter: Snapshotter;
+  layers: Descriptor[];
+  diffIds: Digest[];
+  chain: Digest[];
+  /** Keep no compressed copy: every byte is written once, as files (export/push then need a re-pull). */
+  discardBlobs: boolean;
+  concurrency: number;
+  emit: (e: PullEvent) => void;
+}
+
+/** A sink for a layer's compressed bytes that verifies digest and size when the layer ends. */
+interface BlobSink {
+  readonly offset: number;
+  write(chunk: Uint8Array): Promise<void>;
+  commit(): Promise<void>;
+  abort(): Promise<void>;
+}
+
+/** Fetches, verifies, extracts and commits every layer not yet unpacked; resolves when all are committed. */
+export async function pullLayers(o: LayerPipelineOptions): Promise<void> {
+  const abort = new AbortController();
+  const committed: Array<Promise<void>> = [];
+  const next = { index: 0 };
+  const runLayer = async (i: number) => {
+    const key = await fetchAndExtract(o, i, abort.signal);
+    await (committed[i - 1] ?? Promise.resolve());
+    if (key !== undefined) {
+      await commitLayer(o.snapshotter, key, o.chain[i]!, o.chain[i - 1]);
+      o.emit({ type: "unpack", digest: o.layers[i]!.digest, status: "done" });
+    }
+  };
+  const worker = async () => {
+    while (!abort.signal.aborted && next.index < o.layers.length) {
+      const i = next.index++;
+      const done = runLayer(i);
+      committed[i] = done;
+      await done.catch((e) => {
+        abort.abort(e);
+        throw e;
+      });
+    }
+  };
+  const results = await Promise.allSettled(Array.from({ length: Math.max(1, Math.min(o.concurrency, o.layers.length)) }, worker));
+  // Every worker has settled: no transfer or extraction is still writing.
+  if (abort.signal.aborted) throw abort.signal.reason;
+  for (const r of results) if (r.status === "rejected") throw r.reason;
+}
+
+/** Returns the staging snapshot key of a freshly extracted layer, or undefined when it was unpacked already. */
+async function fetchAndExtract(o: LayerPipelineOptions, i: number, signal: AbortSignal): Promise<string | undefined> {
+  const layer = o.layers[i]!;
+  const base = { type: "blob", digest: layer.digest, mediaType: layer.mediaType, size: layer.size } as const;
+  if (await o.snapshotter.stat(o.chain[i]!)) {
+    o.emit({ type: "unpack", digest: layer.digest, status: "exists" });
+    return undefined;
+  }
+  if (await o.content.info(layer.digest)) {
+    o.emit({ ...base, status: "exists", offset: layer.size });
+    o.emit({ type: "unpack", digest: layer.digest, status: "extracting" });
+    const { key } = await extractLayer(o.snapshotter, await o.content.readStream(layer.digest), layer, o.diffIds[i]!, o.ref.toString());
+    return key;
+  }
+  const sink: BlobSink = o.discardBlobs ? await verifyingSink(layer) : await o.content.writer(`pull-${layer.digest}`, { digest: layer.digest, size: layer.size }).then(storeSink);
+  try {
+    const body = await o.registry.fetchBlob(o.ref, layer);
+    o.emit({ type: "unpack", digest: layer.digest, status: "extracting" });
+    let lastEmit = 0;
+    const tap = new TransformStream<Uint8Array, Uint8Array>({
+      async transform(chunk, controller) {
+        await sink.write(chunk);
+        controller.enqueue(chunk);
+        const t = Date.now();
+        if (t - lastEmit > 100) {
+          lastEmit = t;
+          o.emit({ ...base, status: "downloading", offset: sink.offset });
+        }
+      },
+    });
+    const { key } = await extractLayer(o.snapshotter, body.pipeThrough(tap, { signal }), layer, o.diffIds[i]!, o.ref.toString());
+    try {
+      await sink.commit();
+    } catch (e) {
+      await o.snapshotter.remove(key).catch(() => {});
+      throw e;
+    }
+    o.emit({ ...base, status: "done", offset: layer.size });
+    return key;
+  } catch (e) {
+    await sink.abort();
+    throw signal.aborted ? signal.reason : e;
+  }
+}
+
+function storeSink(w: ContentWriter): BlobSink {
+  return {
+    get offset() {
+      return w.offset;
+    },
+    write: (c) => w.write(c),
+    commit: async () => void (await w.commit()),
+    abort: () => w.abort(),
+  };
+}
+
+/** Hashes and counts without storing (--discard-blobs). */
+async function verifyingSink(layer: Descriptor): Promise<BlobSink> {
+  const hasher = await createHasher();
+  let offset = 0;
+  return {
+    get offset() {
+      return offset;
+    },
+    async write(chunk) {
+      if (offset + chunk.byteLength > layer.size) throw errorOf("DataLoss", `layer ${layer.digest}: more than the expected ${layer.size} bytes`);
+      hasher.update(chunk);
+      offset += chunk.byteLength;
+    },
+    async commit() {
+      if (offset !== layer.size) throw errorOf("DataLoss", `layer ${layer.digest}: got ${offset} bytes, expected ${layer.size}`);
+      const got = hasher.digest();
+      if (got !== layer.digest) throw errorOf("DataLoss", `layer ${layer.digest}: data has digest ${got}`);
+    },
+    async abort() {},
+  };
+}
