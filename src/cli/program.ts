@@ -1,5 +1,7 @@
 /** The command tree. Each command parses its arguments, calls a service, and renders the result. */
-import { Command } from "commander";
+import { Command, Option } from "commander";
+import process from "node:process";
+import { setDigestEngine } from "../digest/digest.ts";
 import { setDebug } from "./exit.ts";
 import { versionCommand } from "./commands/version.ts";
 import { pullCommand } from "./commands/pull.ts";
@@ -15,10 +17,14 @@ export function buildProgram(): Command {
     .option("--state <dir>", "state directory for runtime data", "/run/tsctr")
     .option("-n, --namespace <ns>", "namespace (tenant) to use", process.env.TSCTR_NAMESPACE ?? "default")
     .option("--debug", "print stack traces and debug output", false)
+    .addOption(new Option("--digest-engine <engine>", "how SHA-256 digests are computed").choices(["native", "wasm"]).default(process.env.TSCTR_DIGEST_ENGINE === "wasm" ? "wasm" : "native"))
     .enablePositionalOptions()
     .showHelpAfterError(false)
     .exitOverride()
-    .hook("preAction", (cmd) => setDebug(Boolean(cmd.opts().debug)));
+    .hook("preAction", (cmd) => {
+      setDebug(Boolean(cmd.opts().debug));
+      setDigestEngine(cmd.opts().digestEngine === "wasm" ? "wasm" : "native");
+    });
   program.addCommand(versionCommand());
   program.addCommand(pullCommand());
   program.addCommand(imagesCommand());

@@ -21,7 +21,7 @@ export interface Timed {
   /** Peak resident set size of the command in KiB (only with `rss`). */
   maxRssKb?: number;
   code: number;
-  /** For each mark: ms from spawn until its pattern first matched the output, if it did. */
+  /** For each mark: ms from spawn until its pattern first (or, for lastMarks, last) matched the output. */
   marks: Record<string, number>;
   /** The last few KiB of stdout and stderr, for error messages. */
   tail: string;
@@ -32,6 +32,8 @@ export interface TimeOptions {
   rss?: boolean;
   /** Patterns looked for in stdout and stderr; the first match time of each is recorded. */
   marks?: Record<string, RegExp>;
+  /** Like marks, but the time of the last match is recorded. */
+  lastMarks?: Record<string, RegExp>;
   /** Kill the command (its whole process group) after this long. */
   timeoutMs?: number;
   env?: NodeJS.ProcessEnv;
@@ -74,6 +76,7 @@ export async function timeCommand(cmd: string, args: string[], opts: TimeOptions
   }
   const marks: Record<string, number> = {};
   const patterns = Object.entries(opts.marks ?? {});
+  const lastPatterns = Object.entries(opts.lastMarks ?? {});
   let tail = "";
   let carry = "";
   const t0 = process.hrtime.bigint();
@@ -84,9 +87,11 @@ export async function timeCommand(cmd: string, args: string[], opts: TimeOptions
   const onData = (b: Buffer) => {
     const s = b.toString("latin1");
     tail = (tail + s).slice(-4096);
-    if (patterns.length > 0) {
+    if (patterns.length + lastPatterns.length > 0) {
       const text = carry + s;
       for (const [name, re] of patterns) if (marks[name] === undefined && re.test(text)) marks[name] = elapsed();
+      // Only the new bytes for last-matches, so a match in the carried tail is not counted twice.
+      for (const [name, re] of lastPatterns) if (re.test(s)) marks[name] = elapsed();
       carry = s.slice(-256);
     }
   };

@@ -133,10 +133,10 @@ test("pull and run end to end", async (t) => {
       assert.equal((await tsctr(["containers", "ls", "-q"])).stdout, "");
     });
 
-    await t.test("pull --discard-blobs keeps no compressed layer, and the image still runs", async () => {
+    await t.test("pull --discard-blobs keeps no compressed layer, and the image still runs (WASM digests)", async () => {
       const lean = await makeTsctr();
       try {
-        const r = await lean(["pull", "--plain-http", "--discard-blobs", ref]);
+        const r = await lean(["--digest-engine", "wasm", "pull", "--plain-http", "--discard-blobs", ref]);
         assert.equal(r.code, 0, r.stderr);
         const leanBlobs = await blobFiles(lean);
         const layerHex = (await blobFiles(tsctr)).filter((h) => !leanBlobs.includes(h));
@@ -256,7 +256,8 @@ test("bad input: one-line errors, distinct exit codes, nothing half-written", as
       const fresh = await makeTsctr();
       try {
         assertError(await fresh(["pull", "--plain-http", "--discard-blobs", `${reg.host}/corrupt:1`]), "DataLoss", /digest|size|crc|corrupt/i);
-        assert.deepEqual(await committedSnapshots(fresh), [], "no layer committed without its blob verified");
+        // The good first layer may have been committed (verified, reusable); the corrupt second never is.
+        assert.ok((await committedSnapshots(fresh)).length <= 1, "no layer committed without its blob verified");
         assertError(await fresh(["pull", "--plain-http", `${reg.host}/corrupt:1`]), "DataLoss", /digest|size|crc|corrupt/i);
         assert.ok(!(await blobFiles(fresh)).includes(hex), "the corrupt blob is not in the store");
         assert.deepEqual(await readdir(join(fresh.root, "content", "ingest")), [], "no ingest left");
