@@ -2,7 +2,7 @@
 import type { Context } from "./context.ts";
 import { imagePlatforms, imageSize } from "../images/image.ts";
 import { formatPlatform } from "../images/platform.ts";
-import { parseReference } from "../registry/mod.ts";
+import { parseReference } from "../registry/reference.ts";
 import { errorOf, isKind } from "../errdefs/mod.ts";
 import type { ImageRecord } from "../metadata/mod.ts";
 

@@ -35,14 +35,19 @@ export async function run(ctx: Context, opts: RunOptions): Promise<number> {
     throw errorOf("InvalidArgument", `invalid container ID "${opts.id}": use letters, digits and single '.', '_' or '-' between them`);
   }
   if (!isRoot()) throw errorOf("PermissionDenied", "run: tsctr must run as root to create containers");
-  const runcBinary = await findRunc();
-  const md = await ctx.metadata();
-  const content = await ctx.content();
-  const imageRecord = await getImage(ctx, opts.image);
-  const image = await readImage(content, { ...imageRecord.target }, opts.platform, imageRecord.name);
-  const chain = await chainIds(image.config.rootfs.diff_ids);
+  // Independent look-ups run together: the runtime binary, the snapshotter, and the image.
+  const [runcBinary, snapshotter, md, found] = await Promise.all([
+    findRunc(),
+    openSnapshotter(ctx),
+    ctx.metadata(),
+    (async () => {
+      const imageRecord = await getImage(ctx, opts.image);
+      const image = await readImage(await ctx.content(), { ...imageRecord.target }, opts.platform, imageRecord.name);
+      return { imageRecord, image, chain: await chainIds(image.config.rootfs.diff_ids) };
+    })(),
+  ]);
+  const { imageRecord, image, chain } = found;
   const top = chain[chain.length - 1];
-  const snapshotter = await openSnapshotter(ctx);
   if (top && !(await snapshotter.stat(top))) {
     throw errorOf("NotFound", `image ${imageRecord.name} is not unpacked for ${image.config.architecture}: pull it again`);
   }
@@ -50,29 +55,34 @@ export async function run(ctx: Context, opts: RunOptions): Promise<number> {
   const snapshotKey = `${ctx.namespace}/${opts.id}`;
   const bundle = ctx.bundleDir(opts.id);
   const rootfs = join(bundle, "rootfs");
-  const undo: Array<() => Promise<void>> = [];
+  const made = { snapshot: false, bundle: false, mount: false };
+  // Undoes what was made, in an order that an interrupted teardown can repeat: the mount first, then the
+  // bundle and the snapshot together, and the record last (`containers rm` finishes a half-removed one).
   const teardown = async () => {
-    for (const step of undo.reverse()) await step().catch(() => {});
-    undo.length = 0;
+    if (made.mount) await unmount(rootfs).catch(() => {});
+    await Promise.all([
+      made.bundle ? rm(bundle, { recursive: true, force: true }).catch(() => {}) : undefined,
+      made.snapshot ? snapshotter.remove(snapshotKey).catch(() => {}) : undefined,
+    ]);
+    md.transaction(() => {
+      md.deleteContainer(ctx.namespace, opts.id);
+      md.deleteSnapshot(ctx.namespace, snapshotKey);
+    });
   };
 
   md.transaction(() => {
     md.createContainer({ namespace: ctx.namespace, id: opts.id, image: imageRecord.name, snapshotter: "overlayfs", snapshotKey, runtime: "io.containerd.runc.v2", labels: {} });
     md.putSnapshot({ namespace: ctx.namespace, key: snapshotKey, parent: top, kind: "active" });
   });
-  undo.push(async () => md.transaction(() => {
-    md.deleteContainer(ctx.namespace, opts.id);
-    md.deleteSnapshot(ctx.namespace, snapshotKey);
-  }));
 
   let status: number;
   try {
     const mounts = await snapshotter.prepare(snapshotKey, top);
-    undo.push(() => snapshotter.remove(snapshotKey));
+    made.snapshot = true;
     await mkdir(rootfs, { recursive: true });
-    undo.push(() => rm(bundle, { recursive: true, force: true }));
+    made.bundle = true;
     await mountAll(mounts, rootfs);
-    undo.push(() => unmount(rootfs));
+    made.mount = true;
     const user = await resolveUser(rootfs, image.config.config?.User ?? "");
     const spec = generateSpec({ id: opts.id, namespace: ctx.namespace, image: image.config, args: opts.args, env: opts.env, tty: opts.tty, user });
     await writeBundle(bundle, spec);
@@ -82,10 +92,13 @@ export async function run(ctx: Context, opts: RunOptions): Promise<number> {
     const stopEscalation = killOnThirdInterrupt(runc, opts.id);
     try {
       status = await task.exited;
+    } catch (e) {
+      // `runc run` removes the container when it ends normally; after a failure, make sure.
+      await runc.delete(opts.id, { force: true }).catch(() => {});
+      throw e;
     } finally {
       stopForwarding();
       stopEscalation();
-      await runc.delete(opts.id, { force: true }).catch(() => {});
     }
   } catch (e) {
     await teardown();

@@ -25,14 +25,16 @@ export async function fsyncFile(path: string): Promise<void> {
 
 /**
  * Writes `data` to `path` atomically: a temporary file beside it is written, fsynced and renamed over
- * `path`, then the directory is fsynced. Readers see the old content or the new, never a mix.
+ * `path`, then the directory is fsynced. Readers see the old content or the new, never a mix. With
+ * `durable: false` (runtime state that a reboot discards) the two fsyncs are skipped.
  */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+export async function writeFileAtomic(path: string, data: string | Uint8Array, opts: { mode?: number; durable?: boolean } | number = {}): Promise<void> {
+  const { mode = 0o644, durable = true } = typeof opts === "number" ? { mode: opts } : opts;
   const dir = dirname(path);
   await mkdir(dir, { recursive: true });
   const tmp = join(dir, `.tmp-${randomBytes(6).toString("hex")}`);
   await writeFile(tmp, data, { mode });
-  await fsyncFile(tmp);
+  if (durable) await fsyncFile(tmp);
   await rename(tmp, path);
-  await fsyncDir(dir);
+  if (durable) await fsyncDir(dir);
 }

@@ -16,14 +16,15 @@ export interface BundlePaths {
 
 /**
  * Creates `dir` (mode 0711) and the rootfs directory the spec names, then writes `config.json`
- * atomically: a reader sees no config or the complete one. An existing rootfs is left as it is.
+ * atomically (not durably: it is runtime state): a reader sees no config or the complete one. An existing rootfs is left as it is.
  */
 export async function writeBundle(dir: string, spec: Spec): Promise<BundlePaths> {
   await mkdir(dir, { recursive: true, mode: 0o711 });
   const rootfs = isAbsolute(spec.root.path) ? spec.root.path : join(dir, spec.root.path);
   await mkdir(rootfs, { recursive: true, mode: 0o755 });
   const config = join(dir, "config.json");
-  await writeFileAtomic(config, JSON.stringify(spec, null, 2) + "\n", 0o600);
+  // Runtime state (under /run): atomic for readers, but not fsynced; a reboot discards it anyway.
+  await writeFileAtomic(config, JSON.stringify(spec, null, 2) + "\n", { mode: 0o600, durable: false });
   return { dir, config, rootfs };
 }
 

@@ -114,6 +114,7 @@ test("pull and run end to end", async (t) => {
         const child = spawn(NODE_SOURCE[0]!, [NODE_SOURCE[1]!, "--root", tsctr.root, "--state", tsctr.state, "run", "--rm", ref, id, "sh", "-c", script], { stdio: ["ignore", "pipe", "pipe"] });
         const out: string[] = [];
         child.stdout.on("data", (b: Buffer) => out.push(b.toString()));
+        child.stderr.on("data", (b: Buffer) => out.push(b.toString()));
         const exited = new Promise<number>((res) => child.on("exit", (code) => res(code ?? -1)));
         const ready = new Promise<void>((res) => child.stdout.once("data", () => res()));
         return { child, exited, ready, out };
@@ -121,7 +122,7 @@ test("pull and run end to end", async (t) => {
       const term = started("c-term", "trap 'echo got-term; exit 42' TERM; echo ready; while true; do sleep 0.1; done");
       await term.ready;
       term.child.kill("SIGTERM");
-      assert.equal(await term.exited, 42);
+      assert.equal(await term.exited, 42, term.out.join(""));
       assert.match(term.out.join(""), /got-term/);
       const stubborn = started("c-int", "echo ready; exec sleep 100");
       await stubborn.ready;
@@ -129,7 +130,7 @@ test("pull and run end to end", async (t) => {
         stubborn.child.kill("SIGINT");
         await new Promise((r) => setTimeout(r, 200));
       }
-      assert.equal(await stubborn.exited, 137);
+      assert.equal(await stubborn.exited, 137, stubborn.out.join(""));
       assert.equal((await tsctr(["containers", "ls", "-q"])).stdout, "");
     });
 

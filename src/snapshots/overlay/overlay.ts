@@ -42,8 +42,10 @@ export class OverlaySnapshotter implements Snapshotter {
     }
     if (/[:,]/.test(root)) throw errorOf("InvalidArgument", `open overlay snapshotter: root "${root}" must not contain ':' or ','`);
     for (const d of ["active", "committed", "tmp", "l"]) await mkdir(join(root, d), { recursive: true, mode: 0o700 });
-    await rm(join(root, "tmp"), { recursive: true, force: true });
-    await mkdir(join(root, "tmp"), { mode: 0o700 });
+    if ((await readdir(join(root, "tmp"))).length > 0) {
+      await rm(join(root, "tmp"), { recursive: true, force: true });
+      await mkdir(join(root, "tmp"), { mode: 0o700 });
+    }
     await finishCommits(root);
     // When the overlay module indexes by default, mounting a lower directory under two uppers fails.
     const indexOff = await access("/sys/module/overlay/parameters/index").then(
@@ -240,6 +242,7 @@ export class OverlaySnapshotter implements Snapshotter {
  * is moved into committed/ (or dropped when that name was committed meanwhile).
  */
 async function finishCommits(root: string): Promise<void> {
+  let moved = false;
   for (const hex of await readdir(join(root, "active"))) {
     const dir = join(root, "active", hex);
     const info = await readInfo(dir);
@@ -247,7 +250,9 @@ async function finishCommits(root: string): Promise<void> {
     const dest = join(root, "committed", createHash("sha256").update(info.name).digest("hex"));
     if (await readInfo(dest)) await rename(dir, join(root, "tmp", `rm-${hex}`));
     else await rename(dir, dest);
+    moved = true;
   }
+  if (!moved) return;
   await fsyncDir(join(root, "active"));
   await fsyncDir(join(root, "committed"));
 }

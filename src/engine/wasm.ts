@@ -1,0 +1,108 @@
+/**
+ * Loads the WebAssembly engine (wasm/*.c, embedded by build/wasm.ts): the SIMD build where the runtime
+ * validates it, the plain build otherwise. Each variant is compiled and instantiated at most once per
+ * isolate (per process, or per worker), on first use, synchronously: the module is about 24 KiB.
+ */
+import { Buffer } from "node:buffer";
+import { errorOf } from "../errdefs/mod.ts";
+import { WASM_PLAIN_BASE64, WASM_SIMD_BASE64 } from "./_wasm_modules.generated.ts";
+
+/** Which build of the engine runs. */
+export type EngineVariant = "simd" | "plain";
+
+/** The functions the engine module exports (pointers and sizes are byte offsets into `memory`). */
+export interface EngineExports {
+  readonly memory: WebAssembly.Memory;
+  eng_alloc(size: number): number;
+  eng_free(ptr: number): void;
+  inf_new(): number;
+  inf_free(st: number): void;
+  inf_in_ptr(st: number): number;
+  inf_in_space(st: number): number;
+  inf_in_commit(st: number, n: number): void;
+  inf_in_left(st: number): number;
+  inf_finish(st: number): void;
+  inf_step(st: number): number;
+  inf_out_ptr(st: number): number;
+  inf_out_len(st: number): number;
+  inf_member(st: number): number;
+  sha_new(): number;
+  sha_free(st: number): void;
+  sha_update(st: number, ptr: number, len: number): void;
+  sha_final(st: number): number;
+}
+
+/** Size of the staging buffer through which JS bytes enter the engine when they are not already inside. */
+const STAGING = 256 * 1024;
+
+/**
+ * One instantiated engine. `heap()` is a view of its whole memory; it changes when memory grows (which only
+ * an allocation can cause), so code takes it fresh after every call that may allocate.
+ */
+export class Engine {
+  readonly variant: EngineVariant;
+  readonly exports: EngineExports;
+  #heap: Uint8Array;
+  #staging = 0;
+
+  constructor(variant: EngineVariant, exports: EngineExports) {
+    this.variant = variant;
+    this.exports = exports;
+    this.#heap = new Uint8Array(exports.memory.buffer);
+  }
+
+  /** A Uint8Array over the engine's memory, current as of now. */
+  heap(): Uint8Array {
+    const buf = this.exports.memory.buffer;
+    if (this.#heap.buffer !== buf) this.#heap = new Uint8Array(buf);
+    return this.#heap;
+  }
+
+  /** True when `bytes` is a view into this engine's memory (so it can be used in place). */
+  owns(bytes: Uint8Array): boolean {
+    return bytes.buffer === this.exports.memory.buffer;
+  }
+
+  /** Allocates `size` bytes of engine memory; throws ResourceExhausted when memory cannot grow. */
+  alloc(size: number, what: string): number {
+    const ptr = this.exports.eng_alloc(size);
+    if (ptr === 0) throw errorOf("ResourceExhausted", `${what}: the WebAssembly engine is out of memory`);
+    return ptr;
+  }
+
+  /** A shared buffer of STAGING bytes for copying JS bytes in; valid for the duration of one synchronous call. */
+  staging(): { ptr: number; size: number } {
+    if (this.#staging === 0) this.#staging = this.alloc(STAGING, "engine staging buffer");
+    return { ptr: this.#staging, size: STAGING };
+  }
+}
+
+const engines = new Map<EngineVariant, Engine>();
+let preferred: EngineVariant | undefined;
+
+function moduleBytes(variant: EngineVariant): Uint8Array<ArrayBuffer> {
+  const b64 = variant === "simd" ? WASM_SIMD_BASE64 : WASM_PLAIN_BASE64;
+  return new Uint8Array(Buffer.from(b64, "base64"));
+}
+
+/** The variant this runtime should use: "simd" when it validates the SIMD build, else "plain". */
+export function preferredVariant(): EngineVariant {
+  preferred ??= WebAssembly.validate(moduleBytes("simd")) ? "simd" : "plain";
+  return preferred;
+}
+
+/**
+ * The engine of the given variant (default: preferredVariant()), instantiated on first use and shared
+ * afterwards. Throws NotImplemented if the runtime cannot run the requested variant.
+ */
+export function loadEngine(variant: EngineVariant = preferredVariant()): Engine {
+  let engine = engines.get(variant);
+  if (engine === undefined) {
+    const bytes = moduleBytes(variant);
+    if (!WebAssembly.validate(bytes)) throw errorOf("NotImplemented", `load the ${variant} WebAssembly engine: this runtime does not support it`);
+    const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), {});
+    engine = new Engine(variant, instance.exports as unknown as EngineExports);
+    engines.set(variant, engine);
+  }
+  return engine;
+}
