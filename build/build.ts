@@ -37,6 +37,8 @@ const CACHE = path.join(ROOT, "build", ".cache");
 const BUNDLE = path.join(DIST, "tsctr.cjs");
 const BLOB = path.join(DIST, "tsctr.blob");
 const STATE = path.join(DIST, ".build-state.json");
+/** V8 flags baked into the executables (see seaBlob). */
+const SEA_EXEC_ARGV = ["--max-semi-space-size=2"];
 /** Node looks for this fuse to decide whether it carries a SEA blob; postject flips it. */
 const SEA_FUSE = "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2";
 /** Whether per-architecture blobs carry a V8 code cache (see above); false gives every target the portable blob. */
@@ -168,6 +170,10 @@ async function seaBlob(runner: Runner, configName: string, output: string, useCo
     disableExperimentalSEAWarning: true,
     useSnapshot: false,
     useCodeCache,
+    // A small young generation: unpacking churns through short-lived buffers, and V8's default 16 MiB
+    // semi-spaces let the heap balloon to ~90 MiB; 2 MiB keeps pulls well inside the memory budget at no
+    // measured cost in speed (tmpfs extraction of a 200 MB tar: 2.1 s either way; peak RSS 166 → 130 MB).
+    execArgv: SEA_EXEC_ARGV,
   };
   await writeIfChanged(path.join(DIST, configName), Buffer.from(JSON.stringify(config, null, 2) + "\n"));
   const res = await runner(["--experimental-sea-config", path.join("dist", configName)]);
@@ -205,7 +211,7 @@ async function executable(t: Target, nodeVersion: string, bundleHash: string, st
   const baseRunner = runnerFor(t, base);
   const codeCache = CODE_CACHE && baseRunner !== undefined;
   const st = await fs.stat(base);
-  const inputs = `bundle sha256:${bundleHash} code-cache ${codeCache} base ${path.basename(base)} ${st.size} ${st.mtimeMs}`;
+  const inputs = `bundle sha256:${bundleHash} code-cache ${codeCache} exec-argv ${SEA_EXEC_ARGV.join(" ")} base ${path.basename(base)} ${st.size} ${st.mtimeMs}`;
   const prev = state[t.arch];
   const current = await fs.stat(file).catch(() => undefined);
   const reused = prev !== undefined && prev.inputs === inputs && current?.size === prev.size;

@@ -1,9 +1,27 @@
 /**
- * Layer decompression: gzip, zstd (later) or plain tar, chosen by sniffing the first bytes.
- * This is the seam the WASM unpack engine replaces; callers only see web streams of tar bytes.
+ * Layer decompression: gzip, zstd or plain tar, chosen by sniffing the first bytes. Two engines, chosen
+ * per process: "native" (node:zlib, which runs on the thread pool beside the JS thread) and "wasm" (the
+ * WebAssembly engine in src/engine, the same on every runtime). Callers only see web streams of tar bytes.
  */
-import { createGunzip } from "node:zlib";
+import zlib from "node:zlib";
+import type { Transform } from "node:stream";
+import process from "node:process";
 import { errorOf } from "../errdefs/mod.ts";
+import { WasmInflater } from "../engine/inflate.ts";
+
+export type DecompressEngine = "native" | "wasm";
+
+let engine: DecompressEngine = process.env.TSCTR_DECOMPRESS_ENGINE === "wasm" ? "wasm" : "native";
+
+/** Chooses the decompression engine for the layers unpacked from now on. */
+export function setDecompressEngine(e: DecompressEngine): void {
+  engine = e;
+}
+
+/** The decompression engine in use. */
+export function decompressEngine(): DecompressEngine {
+  return engine;
+}
 
 export type Compression = "gzip" | "zstd" | "none";
 
@@ -23,10 +41,13 @@ export function sniffCompression(head: Uint8Array): Compression {
 
 /**
  * Returns the uncompressed bytes of a layer blob. The compression is sniffed from the content (the
- * media type only names it in errors); gzip streams through node:zlib; zstd throws NotImplemented.
- * A corrupt gzip stream errors the returned stream with DataLoss.
+ * media type only names it in errors). A corrupt stream errors the returned stream with DataLoss; zstd
+ * on a runtime without a native zstd decoder is NotImplemented.
  */
-export async function decompress(blob: ReadableStream<Uint8Array>, opts: { mediaType?: string; what?: string } = {}): Promise<ReadableStream<Uint8Array>> {
+export async function decompress(
+  blob: ReadableStream<Uint8Array>,
+  opts: { mediaType?: string; what?: string; tap?: (chunk: Uint8Array) => void } = {},
+): Promise<ReadableStream<Uint8Array>> {
   const what = opts.what ?? "layer";
   const reader = blob.getReader();
   // Peek at the first bytes (normally one chunk) and put them back in front of the rest.
@@ -44,9 +65,13 @@ export async function decompress(blob: ReadableStream<Uint8Array>, opts: { media
   }
   const first = head.length === 1 ? head[0]! : concat(head, have);
   const compression = sniffCompression(first);
+  let zstd: Transform | undefined;
   if (compression === "zstd") {
-    await reader.cancel().catch(() => {});
-    throw errorOf("NotImplemented", `decompress ${what}: zstd layers come with the unpack engine${opts.mediaType ? ` (${opts.mediaType})` : ""}`);
+    zstd = nativeZstd();
+    if (!zstd) {
+      await reader.cancel().catch(() => {});
+      throw errorOf("NotImplemented", `decompress ${what}: this runtime has no zstd decoder${opts.mediaType ? ` (${opts.mediaType})` : ""}`);
+    }
   }
   const replay = new ReadableStream<Uint8Array>(
     {
@@ -65,7 +90,86 @@ export async function decompress(blob: ReadableStream<Uint8Array>, opts: { media
     },
     { highWaterMark: 0 },
   );
-  return compression === "gzip" ? gunzip(replay, what) : replay;
+  const tap = opts.tap;
+  if (compression === "gzip") {
+    return engine === "wasm" ? wasmGunzipViews(replay, what, tap) : viaZlib(zlib.createGunzip({ chunkSize: 128 * 1024 }), replay, what, "gzip", tap);
+  }
+  if (zstd) return viaZlib(zstd, replay, what, "zstd", tap);
+  return tap ? replay.pipeThrough(new TransformStream({ transform: (c, ctl) => (tap(c), ctl.enqueue(c)) })) : replay;
+}
+
+/**
+ * Gunzips on the WASM engine without copying: each chunk is a view of engine memory, produced only when the
+ * consumer asks for the next one (high-water mark 0), so it stays valid until the consumer reads again. The
+ * tar reader honours that (it copies headers and hands file data straight to writes), and `tap` (the diffID
+ * hash) sees each view at once. No decompressed byte is allocated on the JS heap.
+ */
+function wasmGunzipViews(input: ReadableStream<Uint8Array>, what: string, tap?: (chunk: Uint8Array) => void): ReadableStream<Uint8Array> {
+  const reader = input.getReader();
+  let inf: WasmInflater | undefined;
+  let pending: Uint8Array | undefined;
+  let inputDone = false;
+  const release = () => {
+    inf?.close();
+    inf = undefined;
+  };
+  return new ReadableStream<Uint8Array>(
+    {
+      start() {
+        inf = new WasmInflater({ what });
+      },
+      async pull(controller) {
+        try {
+          for (;;) {
+            const out = inf!.read();
+            if (out !== null) {
+              tap?.(out);
+              controller.enqueue(out);
+              return;
+            }
+            if (inf!.done) {
+              release();
+              controller.close();
+              return;
+            }
+            if (pending !== undefined) {
+              const n = inf!.feed(pending);
+              pending = n === pending.length ? undefined : pending.subarray(n);
+              continue;
+            }
+            if (inputDone) throw errorOf("DataLoss", `gunzip ${what}: the gzip stream ends early`);
+            const r = await reader.read();
+            if (r.done) {
+              inputDone = true;
+              inf!.finish();
+            } else {
+              pending = r.value;
+            }
+          }
+        } catch (e) {
+          release();
+          await reader.cancel(e).catch(() => {});
+          throw e;
+        }
+      },
+      async cancel(reason) {
+        release();
+        await reader.cancel(reason).catch(() => {});
+      },
+    },
+    { highWaterMark: 0 },
+  );
+}
+
+/** node:zlib's zstd decoder where the runtime has a working one (Node 24 does; Deno 2 does not). */
+function nativeZstd(): Transform | undefined {
+  const create = (zlib as unknown as { createZstdDecompress?: () => Transform }).createZstdDecompress;
+  if (typeof create !== "function") return undefined;
+  try {
+    return create();
+  } catch {
+    return undefined;
+  }
 }
 
 function concat(parts: Uint8Array[], total: number): Uint8Array {
@@ -79,12 +183,11 @@ function concat(parts: Uint8Array[], total: number): Uint8Array {
 }
 
 /**
- * Gunzips a web stream with node:zlib (available in Node and Deno), respecting back-pressure both ways:
+ * Decompresses a web stream with a node:zlib transform, respecting back-pressure both ways:
  * input is read only while zlib accepts it, and zlib is paused while the output queue is full.
  * Concatenated gzip members are decoded as one stream, as Go's gzip reader does.
  */
-function gunzip(input: ReadableStream<Uint8Array>, what: string): ReadableStream<Uint8Array> {
-  const z = createGunzip({ chunkSize: 128 * 1024 });
+function viaZlib(z: Transform, input: ReadableStream<Uint8Array>, what: string, format: string, tap?: (chunk: Uint8Array) => void): ReadableStream<Uint8Array> {
   const reader = input.getReader();
   let failed = false;
   const pump = async () => {
@@ -104,6 +207,7 @@ function gunzip(input: ReadableStream<Uint8Array>, what: string): ReadableStream
     {
       start(controller) {
         z.on("data", (chunk: Uint8Array) => {
+          tap?.(chunk);
           controller.enqueue(chunk);
           if ((controller.desiredSize ?? 1) <= 0) z.pause();
         });
@@ -111,7 +215,7 @@ function gunzip(input: ReadableStream<Uint8Array>, what: string): ReadableStream
         z.on("error", (e: NodeJS.ErrnoException) => {
           failed = true;
           reader.cancel().catch(() => {});
-          controller.error(e.code?.startsWith("Z_") ? errorOf("DataLoss", `decompress ${what}: gzip data is corrupt (${e.message})`, e) : e);
+          controller.error(e.code?.startsWith("Z_") || e.code?.startsWith("ZSTD_") ? errorOf("DataLoss", `decompress ${what}: ${format} data is corrupt (${e.message})`, e) : e);
         });
         z.pause();
         void pump();

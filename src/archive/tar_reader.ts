@@ -4,7 +4,7 @@
  * read before the next entry is requested (whatever is left unread is skipped). Nothing is buffered
  * beyond one input chunk and the bounded extension records.
  */
-import { errorOf } from "../errdefs/mod.ts";
+import { TsctrError, errorOf } from "../errdefs/mod.ts";
 
 export type TarEntryType = "file" | "dir" | "symlink" | "hardlink" | "char" | "block" | "fifo";
 
@@ -86,10 +86,14 @@ class Source {
     return view;
   }
 
-  /** Exactly `n` bytes (a view when they lie in one chunk, else a copy); fewer only at the end of the stream. */
+  /**
+   * Exactly `n` bytes, always a copy (headers and records are small, and a copy stays valid when the source
+   * reuses its chunk memory, as the WASM engine's zero-copy output does); fewer only at the end of the stream.
+   */
   async exact(n: number): Promise<Uint8Array> {
     const first = await this.some(n);
-    if (first.length === n || first.length === 0) return first;
+    if (first.length === n) return first.slice();
+    if (first.length === 0) return first;
     const buf = new Uint8Array(n);
     buf.set(first);
     let got = first.length;
@@ -153,8 +157,17 @@ export async function* readTar(stream: ReadableStream<Uint8Array>, opts: TarRead
   const maxHeader = opts.maxHeaderBytes ?? 1 << 20;
   const what = opts.what ?? "archive";
   const src = new Source(stream);
-  const fail = (kind: "DataLoss" | "InvalidArgument" | "NotImplemented", entry: string | undefined, detail: string) =>
-    errorOf(kind, `read tar ${what}: ${entry === undefined ? "" : `entry "${entry.slice(0, 256)}": `}${detail}`);
+  // Errors that carry no entry of their own (a cut header, a gzip error between entries) are placed
+  // relative to the last entry handed out, so every message names an entry.
+  let last: string | undefined;
+  let inBody = false;
+  const where = () => (last === undefined ? "before the first entry" : `${inBody ? "" : "after "}entry ${quote(last)}`);
+  const own = new WeakSet<Error>();
+  const fail = (kind: "DataLoss" | "InvalidArgument" | "NotImplemented", entry: string | undefined, detail: string) => {
+    const e = errorOf(kind, `read tar ${what}: ${entry === undefined ? where() : `entry ${quote(entry)}`}: ${detail}`);
+    own.add(e);
+    return e;
+  };
 
   let global = new Map<string, Uint8Array>();
   let pax: Map<string, Uint8Array> | undefined;
@@ -221,7 +234,7 @@ export async function* readTar(stream: ReadableStream<Uint8Array>, opts: TarRead
         entry.body = {
           async *[Symbol.asyncIterator]() {
             while (remaining > 0) {
-              if (id !== seq) throw errorOf("Internal", `read tar ${what}: entry "${entry.path}": body read after the next entry was requested`);
+              if (id !== seq) throw errorOf("Internal", `read tar ${what}: entry ${quote(entry.path)}: body read after the next entry was requested`);
               const v = await src.some(Math.min(remaining, 1 << 22));
               if (v.length === 0) throw fail("DataLoss", entry.path, `archive truncated: ${remaining} bytes of the file missing`);
               remaining -= v.length;
@@ -230,17 +243,36 @@ export async function* readTar(stream: ReadableStream<Uint8Array>, opts: TarRead
           },
         };
       }
+      last = entry.path;
+      inBody = true;
       yield entry;
       seq++;
       const rest = remaining + pad(dataSize);
       remaining = 0;
       if ((await src.skip(rest)) < rest) throw fail("DataLoss", entry.path, "archive truncated inside the file's data");
+      inBody = false;
     }
     await src.drain();
     finished = true;
+  } catch (e) {
+    // An error of the input stream itself (e.g. DataLoss from gunzip, a failed read of the blob) gets the
+    // archive and the place in it prefixed, keeping its kind.
+    if (e instanceof Error && own.has(e)) throw e;
+    throw errorOf(e instanceof TsctrError ? e.kind : "Internal", `read tar ${what}: ${where()}: ${oneLine(e instanceof Error ? e.message : String(e))}`, e);
   } finally {
     if (!finished) await src.cancel();
   }
+}
+
+/** A name for a one-line message: quoted, control characters escaped (names may hold newlines), cut at 256. */
+export function quote(name: string): string {
+  return JSON.stringify(name.length > 256 ? `${name.slice(0, 256)}…` : name);
+}
+
+/** `text` with control characters escaped and cut at 512 characters, for one-line messages. */
+export function oneLine(text: string): string {
+  const t = text.length > 512 ? `${text.slice(0, 512)}…` : text;
+  return t.replace(/[\x00-\x1f\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
 function pad(size: number): number {
@@ -362,6 +394,7 @@ function parsePax(data: Uint8Array, bad: (detail: string) => Error): Map<string,
     const rec = data.subarray(i + 1, end - 1);
     const eq = rec.indexOf(0x3d);
     if (eq <= 0) throw bad("malformed PAX record (no key)");
+    if (rec.subarray(0, eq).includes(0)) throw bad("PAX key contains a NUL byte");
     let key: string;
     try {
       key = utf8.decode(rec.subarray(0, eq));
@@ -396,12 +429,17 @@ const TYPES: Record<string, TarEntryType> = {
   D: "dir",
 };
 
+/** PAX values that are names and must not hold a NUL byte. */
+const NUL_FREE = new Set(["path", "linkpath", "uname", "gname"]);
+
 type Fail = (kind: "DataLoss" | "InvalidArgument" | "NotImplemented", entry: string | undefined, detail: string) => Error;
 
 function buildEntry(h: RawHeader, ext: Map<string, Uint8Array>, longName: string | undefined, longLink: string | undefined, fail: Fail): TarEntry {
   const str = (key: string): string | undefined => {
     const v = ext.get(key);
     if (v === undefined) return undefined;
+    // A NUL cannot be part of a name (it would be cut there by the system call); Go's archive/tar refuses it too.
+    if (NUL_FREE.has(key) && v.includes(0)) throw fail("DataLoss", h.name, `PAX ${key} contains a NUL byte`);
     try {
       return utf8.decode(v);
     } catch {
@@ -412,8 +450,10 @@ function buildEntry(h: RawHeader, ext: Map<string, Uint8Array>, longName: string
   const int = (key: string, fallback: number): number => {
     const s = str(key);
     if (s === undefined) return fallback;
-    if (!/^[0-9]{1,16}$/.test(s)) throw fail("DataLoss", path, `invalid PAX ${key} "${s.slice(0, 32)}"`);
-    return Number(s);
+    if (!/^[0-9]{1,16}$/.test(s)) throw fail("DataLoss", path, `invalid PAX ${key} ${quote(s.slice(0, 32))}`);
+    const n = Number(s);
+    if (n > Number.MAX_SAFE_INTEGER) throw fail("DataLoss", path, `PAX ${key} ${s} is too large`);
+    return n;
   };
   for (const k of ext.keys()) {
     if (k.startsWith("GNU.sparse.")) throw fail("NotImplemented", path, "sparse files are not supported");
@@ -427,7 +467,7 @@ function buildEntry(h: RawHeader, ext: Map<string, Uint8Array>, longName: string
   let mtime = h.mtime;
   const m = str("mtime");
   if (m !== undefined) {
-    if (!/^-?[0-9]{1,20}(\.[0-9]*)?$/.test(m)) throw fail("DataLoss", path, `invalid PAX mtime "${m.slice(0, 32)}"`);
+    if (!/^-?[0-9]{1,20}(\.[0-9]*)?$/.test(m)) throw fail("DataLoss", path, `invalid PAX mtime ${quote(m.slice(0, 32))}`);
     mtime = Number(m);
   }
   const xattrs = new Map<string, Uint8Array>();
@@ -439,7 +479,7 @@ function buildEntry(h: RawHeader, ext: Map<string, Uint8Array>, longName: string
         name = decodeURIComponent(k.slice(17));
         value = base64(v);
       } catch {
-        throw fail("DataLoss", path, `malformed PAX ${k.slice(0, 64)} record`);
+        throw fail("DataLoss", path, `malformed PAX ${quote(k.slice(0, 64))} record`);
       }
       xattrs.set(name, value);
     }

@@ -50,17 +50,10 @@ export async function extractLayer(
   await snapshotter.prepare(key);
   try {
     const dir = await snapshotter.upperDir(key);
-    const tar = await decompress(source, { mediaType: layer.mediaType, what });
     const hasher = await createHasher();
-    const hashed = tar.pipeThrough(
-      new TransformStream<Uint8Array, Uint8Array>({
-        transform(chunk, controller) {
-          hasher.update(chunk);
-          controller.enqueue(chunk);
-        },
-      }),
-    );
-    const stats = await applyLayer(readTar(hashed, { what }), dir, { layer: layer.digest });
+    // The diffID is hashed from each decompressed chunk as it is produced, before the tar reader sees it.
+    const tar = await decompress(source, { mediaType: layer.mediaType, what, tap: (chunk) => hasher.update(chunk) });
+    const stats = await applyLayer(readTar(tar, { what }), dir, { layer: layer.digest });
     const got = hasher.digest();
     if (got !== diffId) {
       throw errorOf("DataLoss", `unpack ${imageRef} ${what}: uncompressed digest ${got} does not match diffID ${diffId} from the image config`);
