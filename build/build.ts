@@ -135,8 +135,32 @@ function gitRevision(): string {
   return git.status === 0 ? git.stdout.trim() : "unknown";
 }
 
+/**
+ * Bundles the extraction worker (src/unpack/worker_main.ts) into CommonJS source text, which the main
+ * bundle embeds: a single executable has no file a Worker could load, so the worker starts from this text.
+ */
+async function workerBundle(): Promise<string> {
+  const result = await esbuild({
+    absWorkingDir: ROOT,
+    entryPoints: [path.join(ROOT, "src", "unpack", "worker_main.ts")],
+    bundle: true,
+    platform: "node",
+    target: "node24",
+    format: "cjs",
+    mainFields: ["module", "main"],
+    minify: true,
+    legalComments: "none",
+    write: false,
+    logLevel: "warning",
+  });
+  const code = result.outputFiles[0]?.text;
+  if (code === undefined) throw new Error("Cannot bundle src/unpack/worker_main.ts: esbuild wrote no output");
+  return code;
+}
+
 /** Bundles the CLI into one CommonJS file (SEA in Node 24 runs CommonJS only) and returns it. */
 async function bundle(revision: string): Promise<Uint8Array> {
+  const worker = await workerBundle();
   const result = await esbuild({
     absWorkingDir: ROOT,
     entryPoints: [path.join(ROOT, "src", "cli", "main.ts")],
@@ -149,7 +173,7 @@ async function bundle(revision: string): Promise<Uint8Array> {
     mainFields: ["module", "main"],
     minify: true,
     legalComments: "eof",
-    define: { "globalThis.__TSCTR_REVISION__": JSON.stringify(revision) },
+    define: { "globalThis.__TSCTR_REVISION__": JSON.stringify(revision), "globalThis.__TSCTR_EXTRACT_WORKER__": JSON.stringify(worker) },
     write: false,
     logLevel: "warning",
   });

@@ -12,6 +12,8 @@ import type { Descriptor } from "../images/types.ts";
 import type { RegistryClient, Reference } from "../registry/mod.ts";
 import type { Snapshotter } from "../snapshots/types.ts";
 import { commitLayer, extractLayer } from "../unpack/unpacker.ts";
+import { ExtractWorkers } from "../unpack/workers.ts";
+import os from "node:os";
 import type { PullEvent } from "./pull.ts";
 
 export interface LayerPipelineOptions {
@@ -38,11 +40,20 @@ interface BlobSink {
 
 /** Fetches, verifies, extracts and commits every layer not yet unpacked; resolves when all are committed. */
 export async function pullLayers(o: LayerPipelineOptions): Promise<void> {
+  const workers = ExtractWorkers.create(Math.min(o.concurrency, os.availableParallelism()));
+  try {
+    await pullLayersWith(o, workers);
+  } finally {
+    await workers?.close();
+  }
+}
+
+async function pullLayersWith(o: LayerPipelineOptions, workers: ExtractWorkers | undefined): Promise<void> {
   const abort = new AbortController();
   const committed: Array<Promise<void>> = [];
   const next = { index: 0 };
   const runLayer = async (i: number) => {
-    const key = await fetchAndExtract(o, i, abort.signal);
+    const key = await fetchAndExtract(o, i, abort.signal, workers);
     await (committed[i - 1] ?? Promise.resolve());
     if (key !== undefined) {
       await commitLayer(o.snapshotter, key, o.chain[i]!, o.chain[i - 1]);
@@ -67,7 +78,7 @@ export async function pullLayers(o: LayerPipelineOptions): Promise<void> {
 }
 
 /** Returns the staging snapshot key of a freshly extracted layer, or undefined when it was unpacked already. */
-async function fetchAndExtract(o: LayerPipelineOptions, i: number, signal: AbortSignal): Promise<string | undefined> {
+async function fetchAndExtract(o: LayerPipelineOptions, i: number, signal: AbortSignal, workers: ExtractWorkers | undefined): Promise<string | undefined> {
   const layer = o.layers[i]!;
   const base = { type: "blob", digest: layer.digest, mediaType: layer.mediaType, size: layer.size } as const;
   if (await o.snapshotter.stat(o.chain[i]!)) {
@@ -77,7 +88,7 @@ async function fetchAndExtract(o: LayerPipelineOptions, i: number, signal: Abort
   if (await o.content.info(layer.digest)) {
     o.emit({ ...base, status: "exists", offset: layer.size });
     o.emit({ type: "unpack", digest: layer.digest, status: "extracting" });
-    const { key } = await extractLayer(o.snapshotter, await o.content.readStream(layer.digest), layer, o.diffIds[i]!, o.ref.toString());
+    const { key } = await extractLayer(o.snapshotter, await o.content.readStream(layer.digest), layer, o.diffIds[i]!, o.ref.toString(), workers);
     return key;
   }
   const sink: BlobSink = o.discardBlobs ? await verifyingSink(layer) : await o.content.writer(`pull-${layer.digest}`, { digest: layer.digest, size: layer.size }).then(storeSink);
@@ -96,7 +107,7 @@ async function fetchAndExtract(o: LayerPipelineOptions, i: number, signal: Abort
         }
       },
     });
-    const { key } = await extractLayer(o.snapshotter, body.pipeThrough(tap, { signal }), layer, o.diffIds[i]!, o.ref.toString());
+    const { key } = await extractLayer(o.snapshotter, body.pipeThrough(tap, { signal }), layer, o.diffIds[i]!, o.ref.toString(), workers);
     try {
       await sink.commit();
     } catch (e) {

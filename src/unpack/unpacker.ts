@@ -2,16 +2,17 @@
  * Unpacks layers into snapshots keyed by chain ID, like containerd's pkg/rootfs/apply.go, in two steps
  * so that layers can be extracted in parallel and chained in order:
  * - `extractLayer` streams a compressed layer through decompress → diffID hash → tar → files into a fresh
- *   parentless active snapshot and checks the diffID; on any failure the snapshot is removed.
+ *   parentless active snapshot (in this thread or on an extraction worker) and checks the diffID; on any
+ *   failure the snapshot is removed.
  * - `commitLayer` freezes it as its chain ID on top of its (committed) parent.
  * A layer becomes visible only when complete and verified.
  */
 import { randomBytes } from "node:crypto";
-import { applyLayer, type ApplyStats } from "../archive/apply.ts";
-import { decompress } from "../archive/decompress.ts";
-import { readTar } from "../archive/tar_reader.ts";
+import type { ApplyStats } from "../archive/apply.ts";
 import type { ContentStore } from "../content/types.ts";
-import { createHasher, type Digest } from "../digest/mod.ts";
+import type { Digest } from "../digest/mod.ts";
+import { extractInto } from "./extract.ts";
+import type { ExtractWorkers } from "./workers.ts";
 import { errorOf, isKind } from "../errdefs/mod.ts";
 import { chainIds } from "../images/chainid.ts";
 import type { Descriptor } from "../images/types.ts";
@@ -44,17 +45,14 @@ export async function extractLayer(
   layer: Descriptor,
   diffId: Digest,
   imageRef: string,
+  workers?: ExtractWorkers,
 ): Promise<ExtractedLayer> {
   const what = `layer ${layer.digest}`;
   const key = `extract-${randomBytes(8).toString("hex")} ${diffId}`;
   await snapshotter.prepare(key);
   try {
-    const dir = await snapshotter.upperDir(key);
-    const hasher = await createHasher();
-    // The diffID is hashed from each decompressed chunk as it is produced, before the tar reader sees it.
-    const tar = await decompress(source, { mediaType: layer.mediaType, what, tap: (chunk) => hasher.update(chunk) });
-    const stats = await applyLayer(readTar(tar, { what }), dir, { layer: layer.digest });
-    const got = hasher.digest();
+    const target = { dir: await snapshotter.upperDir(key), digest: layer.digest, mediaType: layer.mediaType };
+    const { diffId: got, stats } = workers ? await workers.run(source, target) : await extractInto(source, target);
     if (got !== diffId) {
       throw errorOf("DataLoss", `unpack ${imageRef} ${what}: uncompressed digest ${got} does not match diffID ${diffId} from the image config`);
     }
