@@ -36,7 +36,7 @@ import { lchown } from "node:fs/promises";
 import { resolve } from "node:path";
 import { TsctrError, errorOf, isErrno, type ErrorKind } from "../errdefs/mod.ts";
 import { makeDevice, makeFifo, setXattr } from "../platform/special_files.ts";
-import type { TarEntry } from "./tar_reader.ts";
+import { oneLine, quote, type TarEntry } from "./tar_reader.ts";
 
 export interface ApplyOptions {
   /** Names the layer in errors (its digest). */
@@ -55,6 +55,16 @@ export interface ApplyStats {
 const WHITEOUT_PREFIX = ".wh.";
 const OPAQUE = ".wh..wh..opq";
 const MAX_SYMLINK_HOPS = 40;
+/** Linux limits: PATH_MAX (4096, with the NUL) and NAME_MAX; checked first so the error is clear. */
+const MAX_NAME_BYTES = 4095;
+const MAX_COMPONENT_BYTES = 255;
+/** Linux dev_t as mknod(2) takes it: 12-bit major, 20-bit minor. */
+const MAX_MAJOR = 0xfff;
+const MAX_MINOR = 0xfffff;
+/** The largest uid/gid; (uid_t)-1 means "unchanged" to chown(2). */
+const MAX_ID = 0xfffffffe;
+/** The latest time Go's time.UnixNano can express (2262), containerd's bound; later or negative → the epoch. */
+const MAX_TIME = 9_223_372_036;
 
 /**
  * Applies `entries` to `dir` (an active snapshot's upper directory) and resolves when every entry is on
@@ -105,8 +115,21 @@ class Applier {
   async apply(e: TarEntry): Promise<void> {
     this.stats.entries++;
     const parts = cleanComponents(e.path);
+    checkName(parts, "name");
     const base = parts.pop();
-    if (base === undefined) return; // the root itself: its attributes belong to the snapshot, as in containerd
+    if (base === undefined) {
+      // The root itself: a directory's attributes belong to the snapshot, as in containerd. Anything else
+      // cannot be written there, and dropping it silently would hide a broken layer.
+      if (e.type === "dir") return;
+      throw errorOf("InvalidArgument", `a ${e.type} entry cannot replace the layer root`);
+    }
+    if (e.uid > MAX_ID || e.gid > MAX_ID) throw errorOf("InvalidArgument", `owner ${e.uid}:${e.gid} is out of range`);
+    if (e.type === "symlink" && byteLengthOver(e.linkname, MAX_NAME_BYTES)) {
+      throw errorOf("InvalidArgument", `link target of ${byteLength(e.linkname)} bytes is longer than the ${MAX_NAME_BYTES}-byte limit`);
+    }
+    if ((e.type === "char" || e.type === "block") && (e.devmajor > MAX_MAJOR || e.devminor > MAX_MINOR)) {
+      throw errorOf("InvalidArgument", `device number ${e.devmajor}:${e.devminor} is out of range`);
+    }
 
     if (base.startsWith(WHITEOUT_PREFIX)) return this.#whiteout(parts, base);
 
@@ -148,8 +171,8 @@ class Applier {
     // chown clears setuid/setgid, so permission bits come after it; symlinks have no mode of their own.
     if (e.type !== "symlink") chmodSync(path, e.mode);
     await this.#xattrs(path, e);
-    if (e.type === "dir") this.#dirTimes.set(path, e.mtime);
-    else lutimesSync(path, e.mtime, e.mtime);
+    if (e.type === "dir") this.#dirTimes.set(path, boundTime(e.mtime));
+    else lutimesSync(path, boundTime(e.mtime), boundTime(e.mtime));
   }
 
   /** Sets the deferred directory mtimes (creating entries inside a directory changes its mtime). */
@@ -165,7 +188,7 @@ class Applier {
 
   /** An error naming the layer and the entry, keeping the kind of typed errors and mapping errno codes. */
   wrap(err: unknown, entry: string): TsctrError {
-    const where = `apply layer ${this.#layer}: entry "${entry.slice(0, 256)}"`;
+    const where = `apply layer ${this.#layer}: entry ${quote(entry)}`;
     if (err instanceof TsctrError) return errorOf(err.kind, `${where}: ${err.message}`, err);
     const code = (err as { code?: string }).code;
     const kinds: Record<string, ErrorKind> = {
@@ -177,7 +200,8 @@ class Applier {
       ENAMETOOLONG: "InvalidArgument",
       ERR_INVALID_ARG_VALUE: "InvalidArgument",
     };
-    const detail = err instanceof Error ? err.message : String(err);
+    // System errors quote whole (staging) paths: cut and escaped to keep the message one short line.
+    const detail = oneLine(err instanceof Error ? err.message : String(err));
     return errorOf((code && kinds[code]) || "Internal", `${where}: ${detail}`, err);
   }
 
@@ -189,7 +213,7 @@ class Applier {
       return;
     }
     const name = base.slice(WHITEOUT_PREFIX.length);
-    if (name === "" || name === "." || name === "..") throw errorOf("InvalidArgument", `invalid whiteout name "${base}"`);
+    if (name === "" || name === "." || name === "..") throw errorOf("InvalidArgument", `invalid whiteout name ${quote(base)}`);
     const path = `${parent}/${name}`;
     const existing = lstatOrUndefined(path);
     if (existing) this.#remove(path, existing);
@@ -208,7 +232,7 @@ class Applier {
       fchownSync(fd, e.uid, e.gid);
       fchmodSync(fd, e.mode);
       await this.#xattrs(path, e);
-      futimesSync(fd, e.mtime, e.mtime);
+      futimesSync(fd, boundTime(e.mtime), boundTime(e.mtime));
     } finally {
       closeSync(fd);
     }
@@ -227,19 +251,20 @@ class Applier {
   /** The real path of a hardlink's target, which must already be in this layer and not be a directory. */
   async #linkTarget(linkname: string): Promise<string> {
     const parts = cleanComponents(linkname);
+    checkName(parts, "hardlink target");
     const base = parts.pop();
     if (base === undefined) throw errorOf("InvalidArgument", `hardlink to the layer root`);
     let parent: string;
     try {
       parent = await this.#dir(parts, false);
     } catch (e) {
-      if (e instanceof TsctrError && e.kind === "NotFound") throw errorOf("InvalidArgument", `hardlink target "${linkname}" is not in the layer`);
+      if (e instanceof TsctrError && e.kind === "NotFound") throw errorOf("InvalidArgument", `hardlink target ${quote(linkname)} is not in the layer`);
       throw e;
     }
     const target = `${parent}/${base}`;
     const st = lstatOrUndefined(target);
-    if (!st) throw errorOf("InvalidArgument", `hardlink target "${linkname}" is not in the layer`);
-    if (st.isDirectory()) throw errorOf("InvalidArgument", `hardlink target "${linkname}" is a directory`);
+    if (!st) throw errorOf("InvalidArgument", `hardlink target ${quote(linkname)} is not in the layer`);
+    if (st.isDirectory()) throw errorOf("InvalidArgument", `hardlink target ${quote(linkname)} is a directory`);
     return target;
   }
 
@@ -277,25 +302,52 @@ class Applier {
       const p = `${this.#root}/${real.length ? `${real.join("/")}/` : ""}${c}`;
       const st = lstatOrUndefined(p);
       if (!st) {
-        if (!create) throw errorOf("NotFound", `directory "${key}" is not in the layer`);
+        if (!create) throw errorOf("NotFound", `directory ${quote(key)} is not in the layer`);
         mkdirSync(p, 0o755);
         chmodSync(p, 0o755);
         real.push(c);
       } else if (st.isSymbolicLink()) {
-        if (++hops > MAX_SYMLINK_HOPS) throw errorOf("InvalidArgument", `too many levels of symbolic links resolving "${key}"`);
+        if (++hops > MAX_SYMLINK_HOPS) throw errorOf("InvalidArgument", `too many levels of symbolic links resolving ${quote(key)}`);
         const target = readlinkSync(p);
         if (target.startsWith("/")) real = [];
         for (const t of target.split("/").reverse()) todo.push(t);
       } else if (st.isDirectory()) {
         real.push(c);
       } else {
-        throw errorOf("InvalidArgument", `parent "${[...real, c].join("/")}" is not a directory`);
+        throw errorOf("InvalidArgument", `parent ${quote([...real, c].join("/"))} is not a directory`);
       }
     }
     const path = real.length ? `${this.#root}/${real.join("/")}` : this.#root;
     this.#dirs.set(key, path);
     return path;
   }
+}
+
+const utf8 = new TextEncoder();
+
+function byteLength(s: string): number {
+  return utf8.encode(s).length;
+}
+
+/** Whether `s` is longer than `limit` UTF-8 bytes (a UTF-16 unit is at least one byte, at most three). */
+function byteLengthOver(s: string, limit: number): boolean {
+  return s.length > limit || (s.length * 3 > limit && byteLength(s) > limit);
+}
+
+/** Refuses a cleaned name that Linux cannot hold, before any system call says ENAMETOOLONG about a long path. */
+function checkName(parts: string[], what: string): void {
+  for (const c of parts) {
+    if (byteLengthOver(c, MAX_COMPONENT_BYTES)) {
+      throw errorOf("InvalidArgument", `${what} component of ${byteLength(c)} bytes is longer than the ${MAX_COMPONENT_BYTES}-byte limit`);
+    }
+  }
+  const name = parts.join("/");
+  if (byteLengthOver(name, MAX_NAME_BYTES)) throw errorOf("InvalidArgument", `${what} of ${byteLength(name)} bytes is longer than the ${MAX_NAME_BYTES}-byte limit`);
+}
+
+/** A tar mtime as containerd applies it: times before the epoch or past 2262 become the epoch. */
+function boundTime(t: number): number {
+  return t >= 0 && t <= MAX_TIME ? t : 0;
 }
 
 function lstatOrUndefined(path: string): Stats | undefined {

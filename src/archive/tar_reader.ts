@@ -225,8 +225,10 @@ export async function* readTar(stream: ReadableStream<Uint8Array>, opts: TarRead
       longLink = undefined;
 
       // Header-only types carry no data whatever their size field says (as in Go's archive/tar);
-      // a GNU dumpdir ('D') is a directory whose data (a listing) is skipped.
-      const dataSize = entry.type === "file" || h.typeflag === "D" ? entry.size : 0;
+      // a GNU dumpdir ('D') is a directory whose data (a listing) is skipped. Whether data follows depends
+      // on the typeflag, not on the type read from the name: a regular-file header named "x/" (taken as a
+      // pre-POSIX directory) still has its data skipped, else that data would be parsed as headers.
+      const dataSize = TYPES[h.typeflag] === "file" || h.typeflag === "D" ? entry.size : 0;
       if (entry.type !== "file") entry.size = 0;
       let remaining = dataSize;
       const id = ++seq;
