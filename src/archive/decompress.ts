@@ -207,7 +207,17 @@ function viaZlib(z: Transform, input: ReadableStream<Uint8Array>, what: string, 
     {
       start(controller) {
         z.on("data", (chunk: Uint8Array) => {
-          tap?.(chunk);
+          if (failed) return;
+          try {
+            tap?.(chunk);
+          } catch (e) {
+            // the tap refused the data (e.g. a decompression ceiling): stop everything
+            failed = true;
+            reader.cancel(e).catch(() => {});
+            z.destroy();
+            controller.error(e);
+            return;
+          }
           controller.enqueue(chunk);
           if ((controller.desiredSize ?? 1) <= 0) z.pause();
         });

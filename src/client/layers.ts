@@ -13,6 +13,7 @@ import type { RegistryClient, Reference } from "../registry/mod.ts";
 import type { Snapshotter } from "../snapshots/types.ts";
 import { commitLayer, extractLayer } from "../unpack/unpacker.ts";
 import { ExtractWorkers } from "../unpack/workers.ts";
+import type { LayerLimits } from "../unpack/extract.ts";
 import os from "node:os";
 import type { PullEvent } from "./pull.ts";
 
@@ -27,6 +28,8 @@ export interface LayerPipelineOptions {
   /** Keep no compressed copy: every byte is written once, as files (export/push then need a re-pull). */
   discardBlobs: boolean;
   concurrency: number;
+  /** Decompression-bomb ceilings per layer. */
+  limits?: Partial<LayerLimits>;
   emit: (e: PullEvent) => void;
 }
 
@@ -88,7 +91,7 @@ async function fetchAndExtract(o: LayerPipelineOptions, i: number, signal: Abort
   if (await o.content.info(layer.digest)) {
     o.emit({ ...base, status: "exists", offset: layer.size });
     o.emit({ type: "unpack", digest: layer.digest, status: "extracting" });
-    const { key } = await extractLayer(o.snapshotter, await o.content.readStream(layer.digest), layer, o.diffIds[i]!, o.ref.toString(), workers);
+    const { key } = await extractLayer(o.snapshotter, await o.content.readStream(layer.digest), layer, o.diffIds[i]!, o.ref.toString(), { workers, limits: o.limits });
     return key;
   }
   const sink: BlobSink = o.discardBlobs ? await verifyingSink(layer) : await o.content.writer(`pull-${layer.digest}`, { digest: layer.digest, size: layer.size }).then(storeSink);
@@ -107,7 +110,7 @@ async function fetchAndExtract(o: LayerPipelineOptions, i: number, signal: Abort
         }
       },
     });
-    const { key } = await extractLayer(o.snapshotter, body.pipeThrough(tap, { signal }), layer, o.diffIds[i]!, o.ref.toString(), workers);
+    const { key } = await extractLayer(o.snapshotter, body.pipeThrough(tap, { signal }), layer, o.diffIds[i]!, o.ref.toString(), { workers, limits: o.limits });
     try {
       await sink.commit();
     } catch (e) {

@@ -13,6 +13,7 @@ import { RegistryClient, parseReference, type Reference } from "../registry/mod.
 import { chainIds } from "../images/chainid.ts";
 import { openSnapshotter } from "./snapshotter.ts";
 import { pullLayers } from "./layers.ts";
+import type { LayerLimits } from "../unpack/extract.ts";
 import { isRoot } from "../platform/runtime.ts";
 
 export type PullEvent =
@@ -29,6 +30,8 @@ export interface PullOptions {
   concurrency?: number;
   /** Keep no compressed copy of the layers (small SD cards); export and push then need a re-pull. */
   discardBlobs?: boolean;
+  /** Decompression-bomb ceilings per layer (defaults: 64 GiB, 1100:1). */
+  limits?: Partial<LayerLimits>;
   onEvent?: (e: PullEvent) => void;
 }
 
@@ -97,6 +100,7 @@ async function pullWith(ctx: Context, registry: RegistryClient, ref: Reference, 
       chain,
       discardBlobs: opts.discardBlobs ?? false,
       concurrency: opts.concurrency ?? 3,
+      limits: opts.limits,
       emit,
     });
     chainId = chain.at(-1);

@@ -8,12 +8,20 @@
  *   views of engine memory, valid until the next call into the engine. For fused pipelines (hash, untar).
  * - `gunzipStream()` / `createGunzip()`: web streams with back-pressure; each output chunk is a copy.
  */
+import zlib from "node:zlib";
 import { errorOf } from "../errdefs/mod.ts";
 import { type Engine, type EngineExports, type EngineVariant, loadEngine } from "./wasm.ts";
 
 const NEED_INPUT = 1;
 const OUTPUT_FULL = 2;
 const DONE = 3;
+const MEMBER_END = 4;
+
+/**
+ * The runtime's CRC-32 (node:zlib's, in Node and Deno: table-free with carry-less multiplication where the CPU
+ * has it, about 1.7× the engine's slicing-by-8 here), if it has one.
+ */
+const nativeCrc32: ((data: Uint8Array, value?: number) => number) | undefined = typeof zlib.crc32 === "function" ? zlib.crc32 : undefined;
 
 /** What each negative engine status means; "{m}" is the member number. */
 const ERRORS: Record<number, string> = {
@@ -47,6 +55,8 @@ export interface GunzipOptions {
   what?: string;
   /** Which engine build to use (default: SIMD when the runtime supports it). */
   variant?: EngineVariant;
+  /** Who computes the CRC-32 of each member: the runtime's native CRC (default where it exists) or the engine. */
+  crc?: "native" | "wasm";
 }
 
 /**
@@ -61,9 +71,12 @@ export class WasmInflater {
   readonly #x: EngineExports;
   readonly #what: string;
   readonly #token = {};
+  readonly #crc32: ((data: Uint8Array, value?: number) => number) | undefined;
   #st: number;
   #fed = 0;
   #done = false;
+  #crc = 0;
+  #failure: Error | undefined;
 
   constructor(opts: GunzipOptions = {}) {
     this.#engine = loadEngine(opts.variant);
@@ -72,6 +85,8 @@ export class WasmInflater {
     this.#st = this.#x.inf_new();
     if (this.#st === 0) throw errorOf("ResourceExhausted", `${this.#what}: the WebAssembly engine is out of memory`);
     finalizer.register(this, { x: this.#x, st: this.#st }, this.#token);
+    this.#crc32 = opts.crc === "wasm" ? undefined : nativeCrc32;
+    if (this.#crc32 !== undefined) this.#x.inf_set_ext_crc(this.#st, 1);
   }
 
   /** True once the stream ended cleanly (after finish() and the last read()). */
@@ -109,17 +124,30 @@ export class WasmInflater {
   read(): Uint8Array | null {
     const st = this.#live();
     const x = this.#x;
+    if (this.#failure) throw this.#failure;
     for (;;) {
       const r = x.inf_step(st);
       if (r < 0) throw this.#error(r);
       const len = x.inf_out_len(st);
-      if (r === DONE) this.#done = true;
+      let view: Uint8Array | null = null;
       if (len > 0) {
         const ptr = x.inf_out_ptr(st);
-        return this.#engine.heap().subarray(ptr, ptr + len);
+        view = this.#engine.heap().subarray(ptr, ptr + len);
+        if (this.#crc32) this.#crc = this.#crc32(view, this.#crc);
       }
+      if (r === MEMBER_END) {
+        if (this.#crc !== x.inf_trailer_crc(st) >>> 0) {
+          this.#failure = this.#error(-17);
+          throw this.#failure;
+        }
+        this.#crc = 0;
+      } else if (r === DONE) {
+        this.#done = true;
+      } else if (r !== NEED_INPUT && r !== OUTPUT_FULL) {
+        throw errorOf("Internal", `${this.#what}: the engine returned status ${r}`);
+      }
+      if (view !== null) return view;
       if (r === NEED_INPUT || r === DONE) return null;
-      if (r !== OUTPUT_FULL) throw errorOf("Internal", `${this.#what}: the engine returned status ${r}`);
     }
   }
 

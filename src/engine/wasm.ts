@@ -26,6 +26,9 @@ export interface EngineExports {
   inf_out_ptr(st: number): number;
   inf_out_len(st: number): number;
   inf_member(st: number): number;
+  inf_set_ext_crc(st: number, on: number): void;
+  inf_trailer_crc(st: number): number;
+  eng_crc32(crc: number, ptr: number, len: number): number;
   sha_new(): number;
   sha_free(st: number): void;
   sha_update(st: number, ptr: number, len: number): void;
@@ -36,8 +39,9 @@ export interface EngineExports {
 const STAGING = 256 * 1024;
 
 /**
- * One instantiated engine. `heap()` is a view of its whole memory; it changes when memory grows (which only
- * an allocation can cause), so code takes it fresh after every call that may allocate.
+ * One instantiated engine. `heap()` is a view of its whole memory; it changes when memory grows, which only
+ * an allocation can cause (creating an inflater or a hasher). Growing detaches every earlier view, which is
+ * why views of engine memory handed to callers are valid only until the next call into the engine.
  */
 export class Engine {
   readonly variant: EngineVariant;
@@ -48,6 +52,9 @@ export class Engine {
   constructor(variant: EngineVariant, exports: EngineExports) {
     this.variant = variant;
     this.exports = exports;
+    // Allocated now rather than on first use, so that hashing JS bytes never grows memory (which would
+    // detach views of inflater output that a caller may be holding at that moment).
+    this.#staging = this.alloc(STAGING, "engine staging buffer");
     this.#heap = new Uint8Array(exports.memory.buffer);
   }
 
@@ -70,9 +77,8 @@ export class Engine {
     return ptr;
   }
 
-  /** A shared buffer of STAGING bytes for copying JS bytes in; valid for the duration of one synchronous call. */
+  /** A shared buffer of STAGING bytes for copying JS bytes in; its contents last for one synchronous call. */
   staging(): { ptr: number; size: number } {
-    if (this.#staging === 0) this.#staging = this.alloc(STAGING, "engine staging buffer");
     return { ptr: this.#staging, size: STAGING };
   }
 }

@@ -11,7 +11,7 @@ import { randomBytes } from "node:crypto";
 import type { ApplyStats } from "../archive/apply.ts";
 import type { ContentStore } from "../content/types.ts";
 import type { Digest } from "../digest/mod.ts";
-import { extractInto } from "./extract.ts";
+import { extractInto, type LayerLimits } from "./extract.ts";
 import type { ExtractWorkers } from "./workers.ts";
 import { errorOf, isKind } from "../errdefs/mod.ts";
 import { chainIds } from "../images/chainid.ts";
@@ -45,14 +45,14 @@ export async function extractLayer(
   layer: Descriptor,
   diffId: Digest,
   imageRef: string,
-  workers?: ExtractWorkers,
+  opts: { workers?: ExtractWorkers; limits?: Partial<LayerLimits> } = {},
 ): Promise<ExtractedLayer> {
   const what = `layer ${layer.digest}`;
   const key = `extract-${randomBytes(8).toString("hex")} ${diffId}`;
   await snapshotter.prepare(key);
   try {
-    const target = { dir: await snapshotter.upperDir(key), digest: layer.digest, mediaType: layer.mediaType };
-    const { diffId: got, stats } = workers ? await workers.run(source, target) : await extractInto(source, target);
+    const target = { dir: await snapshotter.upperDir(key), digest: layer.digest, mediaType: layer.mediaType, limits: opts.limits };
+    const { diffId: got, stats } = opts.workers ? await opts.workers.run(source, target) : await extractInto(source, target);
     if (got !== diffId) {
       throw errorOf("DataLoss", `unpack ${imageRef} ${what}: uncompressed digest ${got} does not match diffID ${diffId} from the image config`);
     }

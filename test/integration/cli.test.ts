@@ -269,6 +269,18 @@ test("bad input: one-line errors, distinct exit codes, nothing half-written", as
       }
     });
 
+    await t.test("a layer past --max-layer-size is ResourceExhausted and nothing is committed", async () => {
+      const small = await makeTsctr();
+      try {
+        assertError(await small(["pull", "--plain-http", "--max-layer-size", "100000", `${reg.host}/busybox:amd64`]), "ResourceExhausted", /decompresses past 100000 bytes/);
+        assert.deepEqual(await committedSnapshots(small), []);
+        assert.equal((await small(["images", "ls", "-q"])).stdout, "");
+        assertError(await small(["pull", "--plain-http", "--max-layer-size", "lots", `${reg.host}/busybox:amd64`]), "InvalidArgument", /invalid number "lots"/);
+      } finally {
+        await small.cleanup();
+      }
+    });
+
     await t.test("run of an ID that exists is AlreadyExists; a bad ID is InvalidArgument", async () => {
       const ref = `${reg.host}/busybox:amd64`;
       assert.equal((await tsctr(["pull", "--plain-http", ref])).code, 0);

@@ -1,6 +1,7 @@
 /** `tsctr pull [--platform P] [--plain-http] REF`: fetch an image and unpack it. */
 import { Command } from "commander";
 import { contextFrom } from "../options.ts";
+import { positiveInteger } from "../parse.ts";
 
 export function pullCommand(): Command {
   return new Command("pull")
@@ -9,8 +10,10 @@ export function pullCommand(): Command {
     .option("--platform <platform>", "os/arch[/variant] to pull (default: this host's)")
     .option("--plain-http", "talk to the registry over HTTP instead of HTTPS", false)
     .option("--discard-blobs", "keep no compressed copy of the layers (saves disk; export and push then need a re-pull)", false)
+    .option("--max-layer-size <bytes>", "refuse a layer that decompresses past this many bytes (default 64 GiB)", positiveInteger)
+    .option("--max-layer-ratio <n>", "refuse a layer that decompresses more than n times its size (default 1100)", positiveInteger)
     .option("-q, --quiet", "print nothing but errors", false)
-    .action(async (ref: string, opts: { platform?: string; plainHttp: boolean; quiet: boolean; discardBlobs: boolean }, cmd: Command) => {
+    .action(async (ref: string, opts: { platform?: string; plainHttp: boolean; quiet: boolean; discardBlobs: boolean; maxLayerSize?: number; maxLayerRatio?: number }, cmd: Command) => {
       const { pull } = await import("../../client/pull.ts");
       const { hostPlatform, parsePlatform } = await import("../../images/platform.ts");
       const { pullProgress } = await import("../progress.ts");
@@ -18,7 +21,9 @@ export function pullCommand(): Command {
       const platform = opts.platform ? parsePlatform(opts.platform) : hostPlatform();
       const progress = pullProgress(process.stdout, opts.quiet);
       try {
-        await pull(ctx, ref, { platform, plainHttp: opts.plainHttp, discardBlobs: opts.discardBlobs, onEvent: progress.onEvent });
+        await pull(ctx, ref, { platform, plainHttp: opts.plainHttp, discardBlobs: opts.discardBlobs,
+          limits: { ...(opts.maxLayerSize ? { maxBytes: opts.maxLayerSize } : {}), ...(opts.maxLayerRatio ? { maxRatio: opts.maxLayerRatio } : {}) },
+          onEvent: progress.onEvent });
       } finally {
         progress.finish();
         await ctx.close();
