@@ -19,14 +19,14 @@ export function buildProgram(): Command {
     .option("-n, --namespace <ns>", "namespace (tenant) to use", process.env.TSCTR_NAMESPACE ?? "default")
     .option("--debug", "print stack traces and debug output", false)
     .addOption(new Option("--digest-engine <engine>", "how SHA-256 digests are computed").choices(["native", "wasm"]).default(process.env.TSCTR_DIGEST_ENGINE === "wasm" ? "wasm" : "native"))
-    .addOption(new Option("--decompress-engine <engine>", "how layers are decompressed").choices(["native", "wasm"]).default(process.env.TSCTR_DECOMPRESS_ENGINE === "wasm" ? "wasm" : "native"))
+    .addOption(new Option("--decompress-engine <engine>", "how layers are decompressed").choices(["native", "wasm"]).default(process.env.TSCTR_DECOMPRESS_ENGINE === "native" ? "native" : "wasm"))
     .enablePositionalOptions()
     .showHelpAfterError(false)
     .exitOverride()
     .hook("preAction", (cmd) => {
       setDebug(Boolean(cmd.opts().debug));
       setDigestEngine(cmd.opts().digestEngine === "wasm" ? "wasm" : "native");
-      setDecompressEngine(cmd.opts().decompressEngine === "wasm" ? "wasm" : "native");
+      setDecompressEngine(cmd.opts().decompressEngine === "native" ? "native" : "wasm");
     });
   program.addCommand(versionCommand());
   program.addCommand(pullCommand());

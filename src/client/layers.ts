@@ -43,7 +43,7 @@ interface BlobSink {
 
 /** Fetches, verifies, extracts and commits every layer not yet unpacked; resolves when all are committed. */
 export async function pullLayers(o: LayerPipelineOptions): Promise<void> {
-  const workers = ExtractWorkers.create(Math.min(o.concurrency, os.availableParallelism()));
+  const workers = ExtractWorkers.create(Math.min(o.concurrency, o.layers.length, os.availableParallelism()));
   try {
     await pullLayersWith(o, workers);
   } finally {

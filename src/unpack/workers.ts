@@ -32,10 +32,15 @@ export class ExtractWorkers {
     this.#size = size;
   }
 
-  /** A pool of up to `size` workers (default: one per core), or undefined when workers cannot be used here. */
+  /**
+   * A pool of up to `size` workers (default: one per core; TSCTR_UNPACK_WORKERS=N overrides, 0 extracts
+   * in-process), or undefined when workers cannot be used here.
+   */
   static create(size = os.availableParallelism()): ExtractWorkers | undefined {
-    if (size < 1 || runtimeName() !== "node" || process.env.TSCTR_UNPACK_WORKERS === "0") return undefined;
-    return new ExtractWorkers(size);
+    const override = process.env.TSCTR_UNPACK_WORKERS;
+    const n = override !== undefined && /^\d+$/.test(override) ? Number(override) : size;
+    if (n < 1 || runtimeName() !== "node") return undefined;
+    return new ExtractWorkers(n);
   }
 
   /** Extracts `source` into `target.dir` on a worker; rejects with the worker's error kind and message. */
