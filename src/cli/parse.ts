@@ -7,3 +7,8 @@ export function positiveInteger(value: string): number {
   if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) throw errorOf("InvalidArgument", `invalid number "${value}": expected a whole number of at least 1`);
   return n;
 }
+
+/** A whole number ≥ 0 ("0", "2"); anything else is InvalidArgument. */
+export function nonNegativeInteger(value: string): number {
+  return value === "0" ? 0 : positiveInteger(value);
+}

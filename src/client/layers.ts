@@ -30,6 +30,8 @@ export interface LayerPipelineOptions {
   concurrency: number;
   /** Decompression-bomb ceilings per layer. */
   limits?: Partial<LayerLimits>;
+  /** Extraction worker threads (default: one per core; 0 extracts in this thread, using less memory). */
+  workers?: number;
   emit: (e: PullEvent) => void;
 }
 
@@ -43,7 +45,7 @@ interface BlobSink {
 
 /** Fetches, verifies, extracts and commits every layer not yet unpacked; resolves when all are committed. */
 export async function pullLayers(o: LayerPipelineOptions): Promise<void> {
-  const workers = ExtractWorkers.create(Math.min(o.concurrency, o.layers.length, os.availableParallelism()));
+  const workers = ExtractWorkers.create(Math.min(o.concurrency, o.layers.length, o.workers ?? os.availableParallelism()));
   try {
     await pullLayersWith(o, workers);
   } finally {

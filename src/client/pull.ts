@@ -32,6 +32,8 @@ export interface PullOptions {
   discardBlobs?: boolean;
   /** Decompression-bomb ceilings per layer (defaults: 64 GiB, 1100:1). */
   limits?: Partial<LayerLimits>;
+  /** Extraction worker threads (default: one per core; 0: extract in this thread, with less memory). */
+  workers?: number;
   onEvent?: (e: PullEvent) => void;
 }
 
@@ -101,6 +103,7 @@ async function pullWith(ctx: Context, registry: RegistryClient, ref: Reference, 
       discardBlobs: opts.discardBlobs ?? false,
       concurrency: opts.concurrency ?? 3,
       limits: opts.limits,
+      workers: opts.workers,
       emit,
     });
     chainId = chain.at(-1);

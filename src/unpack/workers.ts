@@ -32,15 +32,10 @@ export class ExtractWorkers {
     this.#size = size;
   }
 
-  /**
-   * A pool of up to `size` workers (default: one per core; TSCTR_UNPACK_WORKERS=N overrides, 0 extracts
-   * in-process), or undefined when workers cannot be used here.
-   */
+  /** A pool of up to `size` workers (default: one per core), or undefined for 0 or where workers cannot be used. */
   static create(size = os.availableParallelism()): ExtractWorkers | undefined {
-    const override = process.env.TSCTR_UNPACK_WORKERS;
-    const n = override !== undefined && /^\d+$/.test(override) ? Number(override) : size;
-    if (n < 1 || runtimeName() !== "node") return undefined;
-    return new ExtractWorkers(n);
+    if (size < 1 || runtimeName() !== "node") return undefined;
+    return new ExtractWorkers(size);
   }
 
   /** Extracts `source` into `target.dir` on a worker; rejects with the worker's error kind and message. */

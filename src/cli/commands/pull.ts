@@ -1,7 +1,7 @@
 /** `tsctr pull [--platform P] [--plain-http] REF`: fetch an image and unpack it. */
 import { Command } from "commander";
 import { contextFrom } from "../options.ts";
-import { positiveInteger } from "../parse.ts";
+import { nonNegativeInteger, positiveInteger } from "../parse.ts";
 
 export function pullCommand(): Command {
   return new Command("pull")
@@ -12,8 +12,9 @@ export function pullCommand(): Command {
     .option("--discard-blobs", "keep no compressed copy of the layers (saves disk; export and push then need a re-pull)", false)
     .option("--max-layer-size <bytes>", "refuse a layer that decompresses past this many bytes (default 64 GiB)", positiveInteger)
     .option("--max-layer-ratio <n>", "refuse a layer that decompresses more than n times its size (default 1100)", positiveInteger)
+    .option("--unpack-workers <n>", "extraction threads (default: one per core; 0 uses the least memory)", nonNegativeInteger)
     .option("-q, --quiet", "print nothing but errors", false)
-    .action(async (ref: string, opts: { platform?: string; plainHttp: boolean; quiet: boolean; discardBlobs: boolean; maxLayerSize?: number; maxLayerRatio?: number }, cmd: Command) => {
+    .action(async (ref: string, opts: { platform?: string; plainHttp: boolean; quiet: boolean; discardBlobs: boolean; maxLayerSize?: number; maxLayerRatio?: number; unpackWorkers?: number }, cmd: Command) => {
       const { pull } = await import("../../client/pull.ts");
       const { hostPlatform, parsePlatform } = await import("../../images/platform.ts");
       const { pullProgress } = await import("../progress.ts");
@@ -23,6 +24,7 @@ export function pullCommand(): Command {
       try {
         await pull(ctx, ref, { platform, plainHttp: opts.plainHttp, discardBlobs: opts.discardBlobs,
           limits: { ...(opts.maxLayerSize ? { maxBytes: opts.maxLayerSize } : {}), ...(opts.maxLayerRatio ? { maxRatio: opts.maxLayerRatio } : {}) },
+          workers: opts.unpackWorkers,
           onEvent: progress.onEvent });
       } finally {
         progress.finish();
