@@ -11,11 +11,13 @@
  *   content and snapshots removed and the page cache dropped before every timed pull; wall time, peak RSS
  *   of the client (and of the containerd daemon), and when each first reported unpacking;
  * - start-up: `tsctr version` vs `ctr --version`;
- * - `tsctr run --rm busybox true` vs `ctr run --rm busybox ID true`.
+ * - `tsctr run --rm busybox true` vs `ctr run --rm busybox ID true`;
+ * - engine micro-figures (micro.ts), each against its reference: WASM inflate vs node:zlib, SHA-256 on WASM vs
+ *   node:crypto, and extraction of one gzip layer by `extractInto` (both decompression engines) vs GNU tar.
  *
  * The machine is noisy, so the figures that count are the per-round ratios tsctr/containerd (their median),
- * not absolute times. `--quick` does one round and pulls busybox instead of devbench. Results are printed as
- * a table and written as JSON to os.tmpdir()/tsctr-bench-results/.
+ * not absolute times. `--quick` does one round, pulls busybox instead of devbench and measures the engines on a
+ * small tar. Results are printed as a table and written as JSON to os.tmpdir()/tsctr-bench-results/.
  */
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
@@ -26,7 +28,8 @@ import { parseArgs } from "node:util";
 import { execFile } from "../../src/platform/exec.ts";
 import { startRegistry } from "../helpers/registry.ts";
 import { startContainerd, type PrivateContainerd } from "./containerd.ts";
-import { serveBusybox, serveDevbench, missingFixtureTools, BENCH_CACHE, type FixtureImage } from "./devbench.ts";
+import { serveBusybox, serveDevbench, devbenchLayers, missingFixtureTools, BENCH_CACHE, DEVBENCH_LAYERS, type FixtureImage } from "./devbench.ts";
+import { engineMicro, layerCorpus, usrCorpus, type EngineCorpus, type MicroResults, type ThroughputResult } from "./micro.ts";
 import {
   TIME_BIN, canDropCaches, cleanupMeasure, dropCaches, killRunning, max, median, min, procMemory, ratios,
   resetPeakRss, timeOk, type Pair, type Timed,
@@ -36,12 +39,19 @@ const REPO = resolve(import.meta.dirname, "..", "..");
 const RESULTS_DIR = join(tmpdir(), "tsctr-bench-results");
 
 const USAGE = `usage: node test/bench/run.ts [--rounds N] [--quick] [--timeout SECONDS] [--exe PATH]
-  --rounds N        cold-pull rounds, each one tsctr pull and one ctr pull (default 3)
-  --quick           one round, and busybox instead of devbench for the pulls
-  --startup-runs N  pairs of start-up timings (default 20)
-  --run-runs N      pairs of 'run --rm busybox true' timings (default 10)
-  --timeout S       deadline for any one pull (default 300)
-  --exe PATH        the tsctr executable (default dist/tsctr-linux-amd64)`;
+  --rounds N          cold-pull rounds, each one tsctr pull and one ctr pull (default 3)
+  --quick             one round of everything, busybox instead of devbench for the pulls, and a small
+                      engine corpus
+  --startup-runs N    pairs of start-up timings (default 20)
+  --run-runs N        pairs of 'run --rm busybox true' timings (default 10)
+  --timeout S         deadline for any one pull (default 300)
+  --exe PATH          the tsctr executable (default dist/tsctr-linux-amd64)
+  --micro-rounds N    rounds of the in-memory inflate and SHA-256 timings (default 5)
+  --extract-rounds N  rounds of the extraction timings, extractInto vs GNU tar (default 3)
+  --engine-corpus C   the gzip tar for the engine figures: a devbench layer (${DEVBENCH_LAYERS.map((l) => l.name).join(", ")};
+                      default runtimes) or usr (a tar of /usr/share and /usr/lib, ~200 MB; 24 MB with --quick,
+                      which uses it by default)
+  --micro-only        only the engine figures: no registry, containerd or pulls`;
 
 interface Options {
   rounds: number;
@@ -50,6 +60,10 @@ interface Options {
   runRuns: number;
   timeoutMs: number;
   exe: string;
+  microRounds: number;
+  extractRounds: number;
+  engineCorpus: string;
+  microOnly: boolean;
 }
 
 function options(): Options {
@@ -61,6 +75,10 @@ function options(): Options {
       "run-runs": { type: "string" },
       timeout: { type: "string" },
       exe: { type: "string" },
+      "micro-rounds": { type: "string" },
+      "extract-rounds": { type: "string" },
+      "engine-corpus": { type: "string" },
+      "micro-only": { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
@@ -82,7 +100,17 @@ function options(): Options {
     runRuns: int("run-runs", values["run-runs"], 10),
     timeoutMs: int("timeout", values.timeout, 300) * 1000,
     exe: resolve(values.exe ?? join(REPO, "dist", "tsctr-linux-amd64")),
+    microRounds: int("micro-rounds", values["micro-rounds"], values.quick ? 1 : 5),
+    extractRounds: int("extract-rounds", values["extract-rounds"], values.quick ? 1 : 3),
+    engineCorpus: engineCorpusName(values["engine-corpus"] ?? (values.quick ? "usr" : "runtimes")),
+    microOnly: values["micro-only"],
   };
+}
+
+function engineCorpusName(c: string): string {
+  const known = ["usr", ...DEVBENCH_LAYERS.map((l) => l.name)];
+  if (!known.includes(c)) throw new UsageError(`--engine-corpus wants one of ${known.join(", ")}, not "${c}"`);
+  return c;
 }
 
 class UsageError extends Error {}
@@ -144,11 +172,16 @@ async function removeTree(dir: string): Promise<void> {
 async function preflight(opts: Options): Promise<void> {
   const problems: string[] = [];
   if (process.getuid?.() !== 0) problems.push("run as root (pulls unpack with real owners; runc and drop_caches need root)");
-  if (!existsSync(opts.exe)) problems.push(`${opts.exe} is missing: run \`npm run build\` first`);
-  for (const [bin, pkg] of [["containerd", "containerd"], ["ctr", "containerd"], ["runc", "runc"]]) {
+  const tools: [string, string][] = [["tar", "tar"], ["gzip", "gzip"]];
+  if (!opts.microOnly) {
+    if (!existsSync(opts.exe)) problems.push(`${opts.exe} is missing: run \`npm run build\` first`);
+    tools.push(["containerd", "containerd"], ["ctr", "containerd"], ["runc", "runc"]);
+  }
+  for (const [bin, pkg] of tools) {
     if ((await execFile("sh", ["-c", `command -v ${bin}`])).code !== 0) problems.push(`${bin} is missing: apt-get install -y ${pkg}`);
   }
-  problems.push(...(await missingFixtureTools(!opts.quick)).map((m) => `missing ${m}`));
+  if (!opts.microOnly) problems.push(...(await missingFixtureTools(!opts.quick)).map((m) => `missing ${m}`));
+  else if (opts.engineCorpus !== "usr") problems.push(...(await missingFixtureTools(true)).filter((m) => !m.startsWith("docker-registry")).map((m) => `missing ${m}`));
   if (!canDropCaches()) problems.push("/proc/sys/vm/drop_caches is not there: cold pulls need it");
   if (!existsSync(TIME_BIN)) {
     log(`${TIME_BIN} is missing: apt-get install -y time`);
@@ -324,7 +357,7 @@ interface Row {
 }
 
 function table(rows: Row[]): string {
-  const head: Row = { label: "", tsctr: "tsctr", containerd: "containerd", ratio: "tsctr/ctd", target: "target" };
+  const head: Row = { label: "", tsctr: "tsctr", containerd: "containerd/ref", ratio: "tsctr/other", target: "target" };
   const all = [head, ...rows];
   const w = (k: keyof Row) => Math.max(...all.map((r) => r[k].length));
   const line = (r: Row) =>
@@ -336,6 +369,100 @@ function verdict(ratio: number, limit: number): string {
   return `≤ ${limit.toFixed(2)}× ${ratio <= limit ? "(met)" : "(missed)"}`;
 }
 
+/** For rates (MB/s), where higher is better. */
+function verdictAtLeast(ratio: number, limit: number): string {
+  return `≥ ${limit.toFixed(2)}× ${ratio >= limit ? "(met)" : "(missed)"}`;
+}
+
+function fmtRate(mbps: number): string {
+  return Number.isFinite(mbps) ? `${mbps.toFixed(0)} MB/s` : "-";
+}
+
+// ---- the engine micro-figures ----
+
+async function microBench(opts: Options, base: string): Promise<MicroResults> {
+  let corpus: EngineCorpus;
+  if (opts.engineCorpus === "usr") {
+    corpus = await usrCorpus(join(base, "engine-corpus"), opts.quick ? 24 : 200, log);
+  } else {
+    const layer = (await devbenchLayers(log)).find((l) => l.name === opts.engineCorpus);
+    if (!layer) throw new Error(`devbench has no layer "${opts.engineCorpus}"`);
+    corpus = layerCorpus(layer);
+  }
+  return engineMicro({ rounds: opts.microRounds, extractRounds: opts.extractRounds, scratch: join(base, "extract"), corpus, log });
+}
+
+/** The report rows of the engine figures: tsctr's engine, then the reference, both in MB/s. */
+function microRows(m: MicroResults): Row[] {
+  const row = (label: string, t: ThroughputResult): Row => ({
+    label: `${label} (N=${t.rounds.length})`,
+    tsctr: fmtRate(t.medianMBps.tsctr),
+    containerd: fmtRate(t.medianMBps.reference),
+    ratio: fmtRatio(t.medianRatio),
+    target: t.target === undefined ? "" : verdictAtLeast(t.medianRatio, t.target),
+  });
+  return [
+    { label: "engines, MB/s of tar (vs reference)", tsctr: "", containerd: "", ratio: "", target: "" },
+    row("  inflate: WASM vs node:zlib", m.inflate),
+    row("  SHA-256: WASM vs node:crypto", m.sha256),
+    row("  extract: native engine vs GNU tar", m.extract.native),
+    row("  extract: WASM engine vs GNU tar", m.extract.wasm),
+  ];
+}
+
+/** The lines under the table that say what the engine rows measured. */
+function microNotes(m: MicroResults): string[] {
+  const c = m.corpus;
+  const lines = [
+    `  engine corpus: ${c.name}: ${(c.gzBytes / 1e6).toFixed(1)} MB gzip, ${(c.tarBytes / 1e6).toFixed(1)} MB tar, ${c.entries} entries (${c.gzFile})`,
+    `  engine rows: second column is the reference (node:zlib, node:crypto, GNU tar); the ratio is the median of`,
+    `  per-round tsctr/reference MB/s ratios, so ≥ 1.00× means tsctr is at least as fast. inflate: ${m.inflate.tsctrName}`,
+    `  vs ${m.inflate.referenceName}, both fed ${m.inflate.inputChunk / 1024} KiB chunks from memory; SHA-256: ${m.sha256.tsctrName}`,
+    `  (--digest-engine wasm; the default is node:crypto) vs ${m.sha256.referenceName}, ${m.sha256.chunk / 1024} KiB chunks;`,
+    `  extract: extractInto in the bench process (diffID by ${m.extract.digestEngine}) vs \`tar -xzf\` (${m.extract.gnuTar}),`,
+    `  into a fresh directory on the same filesystem, order rotating, sync + drop_caches before each (after one`,
+    `  untimed extraction per engine).`,
+    "  extraction rounds:",
+  ];
+  m.extract.rounds.forEach((r, i) => {
+    lines.push(
+      `    ${String(i + 1).padStart(2)} (${r.order.join(", ")}): GNU tar ${fmtS(r.gnuTarMs)}, native ${fmtS(r.nativeMs)} (${fmtRatio(r.gnuTarMs / r.nativeMs)}), wasm ${fmtS(r.wasmMs)} (${fmtRatio(r.gnuTarMs / r.wasmMs)})`,
+    );
+  });
+  return lines;
+}
+
+async function writeResults(started: Date, result: object): Promise<string> {
+  await mkdir(RESULTS_DIR, { recursive: true });
+  const stamp = started.toISOString().replace(/[:.]/g, "-");
+  const json = JSON.stringify(result, null, 2) + "\n";
+  await writeFile(join(RESULTS_DIR, `${stamp}.json`), json);
+  await writeFile(join(RESULTS_DIR, "latest.json"), json);
+  return `  results: ${join(RESULTS_DIR, "latest.json")} (and ${stamp}.json); fixture cache: ${BENCH_CACHE}`;
+}
+
+/** `--micro-only`: the engine figures alone. */
+async function microOnly(opts: Options, started: Date, base: string): Promise<void> {
+  const m = await microBench(opts, base);
+  const lines = [
+    "",
+    `tsctr engine figures, ${started.toISOString()}`,
+    `  ${cpus().length} CPUs; node ${process.versions.node}`,
+    "",
+    table(microRows(m)),
+    "",
+    ...microNotes(m),
+  ];
+  const where = await writeResults(started, {
+    started: started.toISOString(),
+    machine: { cpus: cpus().length, node: process.versions.node },
+    options: { quick: opts.quick, microRounds: opts.microRounds, extractRounds: opts.extractRounds, engineCorpus: opts.engineCorpus, microOnly: true },
+    engine: m,
+  });
+  lines.push("", where);
+  process.stdout.write(lines.join("\n") + "\n");
+}
+
 async function main(): Promise<void> {
   const opts = options();
   await preflight(opts);
@@ -343,6 +470,7 @@ async function main(): Promise<void> {
 
   const base = await mkdtemp(join(tmpdir(), "tsctr-bench-"));
   onCleanup(() => removeTree(base));
+  if (opts.microOnly) return microOnly(opts, started, base);
   // A private copy: another build rewriting dist/ cannot change the executable half-way through.
   const exe = join(base, "tsctr");
   await copyFile(opts.exe, exe);
@@ -365,6 +493,7 @@ async function main(): Promise<void> {
   const coldStartup = await coldStartups(exe, Math.max(3, opts.rounds));
   const run = await runs(exe, ctd, busybox, base, opts.runRuns);
   const pulls = await coldPulls(exe, ctd, pullImage, base, opts);
+  const micro = await microBench(opts, base);
 
   // ---- report ----
   const pairRow = (label: string, pairs: Pair[], fmt: (x: number) => string, target?: number): Row => {
@@ -403,6 +532,7 @@ async function main(): Promise<void> {
     pairRow(`start-up: version (N=${startup.length})`, startup, fmtMs),
     pairRow(`start-up after drop_caches (N=${coldStartup.length})`, coldStartup, fmtMs),
     pairRow(`run --rm busybox true (N=${run.length})`, run, fmtMs, 1.0),
+    ...microRows(micro),
   ];
 
   const img = pullImage;
@@ -437,26 +567,33 @@ async function main(): Promise<void> {
     `tsctr ${fmt(min(pairs.map((p) => p.tsctr)))}…${fmt(max(pairs.map((p) => p.tsctr)))}, containerd ${fmt(min(pairs.map((p) => p.containerd)))}…${fmt(max(pairs.map((p) => p.containerd)))}, ratios ${fmtRatio(min(ratios(pairs)))}…${fmtRatio(max(ratios(pairs)))}`;
   lines.push(`  start-up range: ${spread(startup, fmtMs)}`);
   lines.push(`  run range:      ${spread(run, fmtMs)}`);
+  lines.push("");
+  lines.push(...microNotes(micro));
 
   const result = {
     started: started.toISOString(),
     tsctr: { exe: opts.exe, revision },
     containerd: { version: ctd.version, ctr: ctrVersion },
     machine: { cpus: cpus().length, node: process.versions.node },
-    options: { rounds: opts.rounds, quick: opts.quick, startupRuns: opts.startupRuns, runRuns: opts.runRuns },
+    options: {
+      rounds: opts.rounds,
+      quick: opts.quick,
+      startupRuns: opts.startupRuns,
+      runRuns: opts.runRuns,
+      microRounds: opts.microRounds,
+      extractRounds: opts.extractRounds,
+      engineCorpus: opts.engineCorpus,
+    },
     image: { name: imageName, ...img },
     coldPull: { rounds: pulls, medianRatio: median(ratios(pullMs)), target: 0.6 },
     startup: { pairsMs: startup, medianRatio: median(ratios(startup)) },
     coldStartup: { pairsMs: coldStartup, medianRatio: median(ratios(coldStartup)) },
     run: { pairsMs: run, medianRatio: median(ratios(run)), target: 1.0 },
+    engine: micro,
   };
-  await mkdir(RESULTS_DIR, { recursive: true });
-  const stamp = started.toISOString().replace(/[:.]/g, "-");
-  const json = JSON.stringify(result, null, 2) + "\n";
-  await writeFile(join(RESULTS_DIR, `${stamp}.json`), json);
-  await writeFile(join(RESULTS_DIR, "latest.json"), json);
+  const where = await writeResults(started, result);
   lines.push("");
-  lines.push(`  results: ${join(RESULTS_DIR, "latest.json")} (and ${stamp}.json); fixture cache: ${BENCH_CACHE}`);
+  lines.push(where);
   process.stdout.write(lines.join("\n") + "\n");
 }
 
