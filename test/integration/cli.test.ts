@@ -11,6 +11,7 @@ import { layerFromFiles, pushBusyboxImage, pushBusyboxIndex, pushManifestBytes, 
 import { makeTsctr, DENO_SOURCE, NODE_SOURCE, type Tsctr } from "../helpers/tsctr.ts";
 import { spawn } from "node:child_process";
 import { Buffer } from "node:buffer";
+import { createHash, randomBytes } from "node:crypto";
 import { ErrorKinds } from "../../src/errdefs/mod.ts";
 import { execFile } from "../../src/platform/exec.ts";
 
@@ -187,6 +188,34 @@ test("a multi-layer image with whiteouts, hardlinks and odd modes runs with the 
     const r = await tsctr(["run", "--rm", ref, "c-tree", "sh", "-c", "ls /data /opq; stat -c '%a %u:%g' /suid; stat -c '%h' /data/keep"]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, "/data:\nkeep\nlink\n\n/opq:\nnew\n4755 1000:1000\n2\n");
+  } finally {
+    await tsctr.cleanup();
+    await reg.stop();
+  }
+});
+
+test("layers extracted concurrently in one thread (--unpack-workers 0, WASM engine) keep every byte", async () => {
+  const reg = await startRegistry();
+  const tsctr = await makeTsctr();
+  try {
+    const layers = [await busyboxRootfsLayer("amd64")];
+    const expected: string[] = [];
+    for (let l = 0; l < 3; l++) {
+      const files = [];
+      for (let f = 0; f < 40; f++) {
+        const content = randomBytes(150_000 + f * 1000).toString("base64");
+        files.push({ type: "file" as const, path: `/data/l${l}/f${f}`, content });
+        expected.push(`${createHash("sha256").update(content).digest("hex")}  /data/l${l}/f${f}`);
+      }
+      layers.push(await layerFromFiles(files));
+    }
+    await pushImage(reg.host, "wide", "1", { layers, platform: { os: "linux", architecture: "amd64" } });
+    const ref = `${reg.host}/wide:1`;
+    const p = await tsctr(["--decompress-engine", "wasm", "pull", "--plain-http", "--unpack-workers", "0", ref]);
+    assert.equal(p.code, 0, p.stderr);
+    const r = await tsctr(["run", "--rm", ref, "c-wide", "sh", "-c", "for l in 0 1 2; do for f in $(seq 0 39); do sha256sum /data/l$l/f$f; done; done"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split("\n"), expected);
   } finally {
     await tsctr.cleanup();
     await reg.stop();
