@@ -5,25 +5,11 @@
  */
 import zlib from "node:zlib";
 import type { Transform } from "node:stream";
-import process from "node:process";
+import { decompressEngine } from "../platform/engines.ts";
 import { errorOf } from "../errdefs/mod.ts";
 import { WasmInflater } from "../engine/inflate.ts";
 
-export type DecompressEngine = "native" | "wasm";
-
-// WASM by default: measured faster in the pull pipeline than node:zlib (devbench on tmpfs, 2 cores: 9.6 s vs
-// 11.5 s) and lighter (no thread-pool hop, no per-chunk buffers: peak RSS 190 MB vs 225 MB).
-let engine: DecompressEngine = process.env.TSCTR_DECOMPRESS_ENGINE === "native" ? "native" : "wasm";
-
-/** Chooses the decompression engine for the layers unpacked from now on. */
-export function setDecompressEngine(e: DecompressEngine): void {
-  engine = e;
-}
-
-/** The decompression engine in use. */
-export function decompressEngine(): DecompressEngine {
-  return engine;
-}
+export { decompressEngine, setDecompressEngine, type DecompressEngine } from "../platform/engines.ts";
 
 export type Compression = "gzip" | "zstd" | "none";
 
@@ -94,7 +80,7 @@ export async function decompress(
   );
   const tap = opts.tap;
   if (compression === "gzip") {
-    return engine === "wasm" ? wasmGunzipViews(replay, what, tap) : viaZlib(zlib.createGunzip({ chunkSize: 128 * 1024 }), replay, what, "gzip", tap);
+    return decompressEngine() === "wasm" ? wasmGunzipViews(replay, what, tap) : viaZlib(zlib.createGunzip({ chunkSize: 128 * 1024 }), replay, what, "gzip", tap);
   }
   if (zstd) return viaZlib(zstd, replay, what, "zstd", tap);
   return tap ? replay.pipeThrough(new TransformStream({ transform: (c, ctl) => (tap(c), ctl.enqueue(c)) })) : replay;

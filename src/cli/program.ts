@@ -1,8 +1,7 @@
 /** The command tree. Each command parses its arguments, calls a service, and renders the result. */
 import { Command, Option } from "commander";
 import process from "node:process";
-import { setDigestEngine } from "../digest/digest.ts";
-import { setDecompressEngine } from "../archive/decompress.ts";
+import { setDecompressEngine, setDigestEngine } from "../platform/engines.ts";
 import { setDebug } from "./exit.ts";
 import { versionCommand } from "./commands/version.ts";
 import { pullCommand } from "./commands/pull.ts";

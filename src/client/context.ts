@@ -3,8 +3,8 @@
  * Opening is lazy per service so that `tsctr images ls` does not pay for what `run` needs.
  */
 import { join } from "node:path";
-import { openLocalStore, type ContentStore } from "../content/mod.ts";
-import { openMetadata, type MetadataStore } from "../metadata/mod.ts";
+import type { ContentStore } from "../content/mod.ts";
+import type { MetadataStore } from "../metadata/mod.ts";
 import { errorOf } from "../errdefs/mod.ts";
 
 export interface GlobalOptions {
@@ -34,12 +34,12 @@ export class Context {
 
   /** The content store under <root>/content. */
   content(): Promise<ContentStore> {
-    return (this.#content ??= openLocalStore(join(this.root, "content")));
+    return (this.#content ??= import("../content/mod.ts").then((m) => m.openLocalStore(join(this.root, "content"))));
   }
 
   /** The metadata database under <root>/metadata.db. */
   metadata(): Promise<MetadataStore> {
-    return (this.#metadata ??= openMetadata(join(this.root, "metadata.db")));
+    return (this.#metadata ??= import("../metadata/mod.ts").then((m) => m.openMetadata(join(this.root, "metadata.db"))));
   }
 
   /** Where the overlay snapshotter keeps its directories. */

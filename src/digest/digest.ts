@@ -1,7 +1,6 @@
 /** Content digests ("sha256:<64 hex>") and streaming hashers behind one interface. */
 import { createHash } from "node:crypto";
-import process from "node:process";
-import { createSHA256 } from "hash-wasm";
+import { digestEngine } from "../platform/engines.ts";
 import { errorOf } from "../errdefs/mod.ts";
 
 /** A validated content digest, e.g. "sha256:e3b0…". Only sha256 is accepted. */
@@ -31,26 +30,9 @@ export interface Hasher {
   digest(): Digest;
 }
 
-export type DigestEngine = "native" | "wasm";
-
-let engine: DigestEngine = process.env.TSCTR_DIGEST_ENGINE === "wasm" ? "wasm" : "native";
-
-/**
- * Chooses how digests are computed from now on: "native" (node:crypto, SHA-NI where the CPU has it; the
- * default, measured 6x faster here) or "wasm" (WebAssembly, for runtimes without a native SHA-256).
- */
-export function setDigestEngine(e: DigestEngine): void {
-  engine = e;
-}
-
-/** The digest engine in use. */
-export function digestEngine(): DigestEngine {
-  return engine;
-}
-
 /** Creates a streaming SHA-256 hasher with the selected engine. */
 export async function createHasher(): Promise<Hasher> {
-  if (engine === "native") {
+  if (digestEngine() === "native") {
     const h = createHash("sha256");
     return {
       update(chunk) {
@@ -61,6 +43,7 @@ export async function createHasher(): Promise<Hasher> {
       },
     };
   }
+  const { createSHA256 } = await import("hash-wasm");
   const h = await createSHA256();
   h.init();
   return {

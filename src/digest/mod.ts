@@ -1,2 +1,3 @@
-export { createHasher, digestEngine, setDigestEngine, digestHex, digestOf, isDigest, parseDigest, verifyBytes } from "./digest.ts";
-export type { Digest, DigestEngine, Hasher } from "./digest.ts";
+export { createHasher, digestHex, digestOf, isDigest, parseDigest, verifyBytes } from "./digest.ts";
+export type { Digest, Hasher } from "./digest.ts";
+export { digestEngine, setDigestEngine, type DigestEngine } from "../platform/engines.ts";

@@ -1,7 +1,7 @@
 /**
  * The metadata store: images, containers and snapshot references per namespace, in SQLite (node:sqlite,
  * built into Node 24 and Deno 2). Every change is one transaction: after a crash the store holds the state
- * before or after it, never between (WAL, synchronous=FULL).
+ * before or after it, never between (WAL, synchronous=NORMAL).
  */
 import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
@@ -41,7 +41,10 @@ export async function openMetadata(path: string): Promise<MetadataStore> {
   await mkdir(dirname(path), { recursive: true });
   const { DatabaseSync } = await import("node:sqlite");
   const db = new DatabaseSync(path) as unknown as Database;
-  db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;");
+  // WAL with synchronous=NORMAL: every transaction is atomic and the database never corrupts; after a power cut
+  // the last transactions before it may be undone (the store is then as it was before them), and a commit
+  // costs no fsync (FULL measured 10+ ms per `run` on this disk).
+  db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;");
   db.exec(SCHEMA);
   return new MetadataStore(db);
 }
