@@ -8,6 +8,7 @@ import type { Transform } from "node:stream";
 import { decompressEngine } from "../platform/engines.ts";
 import { errorOf } from "../errdefs/mod.ts";
 import { WasmInflater } from "../engine/inflate.ts";
+import { ZstdDecoder } from "../engine/zstd.ts";
 
 export { decompressEngine, setDecompressEngine, type DecompressEngine } from "../platform/engines.ts";
 
@@ -29,8 +30,7 @@ export function sniffCompression(head: Uint8Array): Compression {
 
 /**
  * Returns the uncompressed bytes of a layer blob. The compression is sniffed from the content (the
- * media type only names it in errors). A corrupt stream errors the returned stream with DataLoss; zstd
- * on a runtime without a native zstd decoder is NotImplemented.
+ * media type only names it in errors). A corrupt stream errors the returned stream with DataLoss.
  */
 export async function decompress(
   blob: ReadableStream<Uint8Array>,
@@ -53,14 +53,8 @@ export async function decompress(
   }
   const first = head.length === 1 ? head[0]! : concat(head, have);
   const compression = sniffCompression(first);
-  let zstd: Transform | undefined;
-  if (compression === "zstd") {
-    zstd = nativeZstd();
-    if (!zstd) {
-      await reader.cancel().catch(() => {});
-      throw errorOf("NotImplemented", `decompress ${what}: this runtime has no zstd decoder${opts.mediaType ? ` (${opts.mediaType})` : ""}`);
-    }
-  }
+  // zstd: node:zlib's decoder with the native engine where the runtime has one (Node 24), else the WASM one.
+  const nativeZstdDecoder = compression === "zstd" && decompressEngine() === "native" ? nativeZstd() : undefined;
   const replay = new ReadableStream<Uint8Array>(
     {
       start(controller) {
@@ -80,21 +74,34 @@ export async function decompress(
   );
   const tap = opts.tap;
   if (compression === "gzip") {
-    return decompressEngine() === "wasm" ? wasmGunzipViews(replay, what, tap) : viaZlib(zlib.createGunzip({ chunkSize: 128 * 1024 }), replay, what, "gzip", tap);
+    return decompressEngine() === "wasm"
+      ? wasmViews(replay, what, tap, () => new WasmInflater({ what }))
+      : viaZlib(zlib.createGunzip({ chunkSize: 128 * 1024 }), replay, what, "gzip", tap);
   }
-  if (zstd) return viaZlib(zstd, replay, what, "zstd", tap);
+  if (compression === "zstd") {
+    return nativeZstdDecoder ? viaZlib(nativeZstdDecoder, replay, what, "zstd", tap) : wasmViews(replay, what, tap, () => new ZstdDecoder({ what }));
+  }
   return tap ? replay.pipeThrough(new TransformStream({ transform: (c, ctl) => (tap(c), ctl.enqueue(c)) })) : replay;
 }
 
+/** The WASM decoders' common protocol (gzip and zstd): feed input, read views, finish, close. */
+interface ViewDecoder {
+  readonly done: boolean;
+  feed(chunk: Uint8Array): number;
+  read(): Uint8Array | null;
+  finish(): void;
+  close(): void;
+}
+
 /**
- * Gunzips on the WASM engine without copying: each chunk is a view of engine memory, produced only when the
- * consumer asks for the next one (high-water mark 0), so it stays valid until the consumer reads again. The
- * tar reader honours that (it copies headers and hands file data straight to writes), and `tap` (the diffID
- * hash) sees each view at once. No decompressed byte is allocated on the JS heap.
+ * Decompresses on the WASM engine without copying: each chunk is a view of engine memory, produced only when
+ * the consumer asks for the next one (high-water mark 0), so it stays valid until the consumer reads again.
+ * The tar reader honours that (it copies headers and hands file data straight to writes), and `tap` (the
+ * diffID hash) sees each view at once. No decompressed byte is allocated on the JS heap.
  */
-function wasmGunzipViews(input: ReadableStream<Uint8Array>, what: string, tap?: (chunk: Uint8Array) => void): ReadableStream<Uint8Array> {
+function wasmViews(input: ReadableStream<Uint8Array>, what: string, tap: ((chunk: Uint8Array) => void) | undefined, open: () => ViewDecoder): ReadableStream<Uint8Array> {
   const reader = input.getReader();
-  let inf: WasmInflater | undefined;
+  let inf: ViewDecoder | undefined;
   let pending: Uint8Array | undefined;
   let inputDone = false;
   const release = () => {
@@ -104,7 +111,7 @@ function wasmGunzipViews(input: ReadableStream<Uint8Array>, what: string, tap?: 
   return new ReadableStream<Uint8Array>(
     {
       start() {
-        inf = new WasmInflater({ what });
+        inf = open();
       },
       async pull(controller) {
         try {
@@ -125,7 +132,7 @@ function wasmGunzipViews(input: ReadableStream<Uint8Array>, what: string, tap?: 
               pending = n === pending.length ? undefined : pending.subarray(n);
               continue;
             }
-            if (inputDone) throw errorOf("DataLoss", `gunzip ${what}: the gzip stream ends early`);
+            if (inputDone) throw errorOf("DataLoss", `decompress ${what}: the stream ends early`);
             const r = await reader.read();
             if (r.done) {
               inputDone = true;
