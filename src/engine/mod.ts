@@ -5,3 +5,4 @@
 export { createGunzip, type GunzipOptions, gunzipStream, WasmInflater } from "./inflate.ts";
 export { createWasmSha256 } from "./sha256.ts";
 export { Engine, type EngineVariant, loadEngine, preferredVariant } from "./wasm.ts";
+export { createZstdDecompress, ZstdDecoder, type ZstdOptions, zstdDecompressStream } from "./zstd.ts";

@@ -269,7 +269,7 @@ test("corrupt deflate data is DataLoss", async () => {
       return b;
     },
   });
-  await refuse(f, l, { kind: "DataLoss", entry: gzipAt("a"), detail: /gzip data is corrupt|gunzip .*(invalid|bad)/ });
+  await refuse(f, l, { kind: "DataLoss", entry: gzipAt("a"), detail: /gzip data is corrupt|gunzip layer / });
 });
 
 test("a wrong gzip CRC32 or ISIZE is DataLoss after the last entry, though every tar byte is intact", async () => {
