@@ -9,6 +9,7 @@ import { decompressEngine } from "../platform/engines.ts";
 import { errorOf } from "../errdefs/mod.ts";
 import { WasmInflater } from "../engine/inflate.ts";
 import { ZstdDecoder } from "../engine/zstd.ts";
+import { decoderStream } from "../engine/stream.ts";
 
 export { decompressEngine, setDecompressEngine, type DecompressEngine } from "../platform/engines.ts";
 
@@ -73,87 +74,17 @@ export async function decompress(
     { highWaterMark: 0 },
   );
   const tap = opts.tap;
+  // The WASM decoders hand out views of engine memory, valid until the next read: the tar reader copies
+  // headers and writes file data at once, and the tap (the diffID) hashes each view as it is produced.
   if (compression === "gzip") {
     return decompressEngine() === "wasm"
-      ? wasmViews(replay, what, tap, () => new WasmInflater({ what }))
+      ? decoderStream(replay, () => new WasmInflater({ what }), { views: true, tap, what })
       : viaZlib(zlib.createGunzip({ chunkSize: 128 * 1024 }), replay, what, "gzip", tap);
   }
   // zstd always on the WASM engine: 1.3–1.8× node:zlib's decoder here, which Deno lacks and which (Node 24.21)
   // stops at the first skippable frame.
-  if (compression === "zstd") return wasmViews(replay, what, tap, () => new ZstdDecoder({ what }));
+  if (compression === "zstd") return decoderStream(replay, () => new ZstdDecoder({ what }), { views: true, tap, what });
   return tap ? replay.pipeThrough(new TransformStream({ transform: (c, ctl) => (tap(c), ctl.enqueue(c)) })) : replay;
-}
-
-/** The WASM decoders' common protocol (gzip and zstd): feed input, read views, finish, close. */
-interface ViewDecoder {
-  readonly done: boolean;
-  feed(chunk: Uint8Array): number;
-  read(): Uint8Array | null;
-  finish(): void;
-  close(): void;
-}
-
-/**
- * Decompresses on the WASM engine without copying: each chunk is a view of engine memory, produced only when
- * the consumer asks for the next one (high-water mark 0), so it stays valid until the consumer reads again.
- * The tar reader honours that (it copies headers and hands file data straight to writes), and `tap` (the
- * diffID hash) sees each view at once. No decompressed byte is allocated on the JS heap.
- */
-function wasmViews(input: ReadableStream<Uint8Array>, what: string, tap: ((chunk: Uint8Array) => void) | undefined, open: () => ViewDecoder): ReadableStream<Uint8Array> {
-  const reader = input.getReader();
-  let inf: ViewDecoder | undefined;
-  let pending: Uint8Array | undefined;
-  let inputDone = false;
-  const release = () => {
-    inf?.close();
-    inf = undefined;
-  };
-  return new ReadableStream<Uint8Array>(
-    {
-      start() {
-        inf = open();
-      },
-      async pull(controller) {
-        try {
-          for (;;) {
-            const out = inf!.read();
-            if (out !== null) {
-              tap?.(out);
-              controller.enqueue(out);
-              return;
-            }
-            if (inf!.done) {
-              release();
-              controller.close();
-              return;
-            }
-            if (pending !== undefined) {
-              const n = inf!.feed(pending);
-              pending = n === pending.length ? undefined : pending.subarray(n);
-              continue;
-            }
-            if (inputDone) throw errorOf("DataLoss", `decompress ${what}: the stream ends early`);
-            const r = await reader.read();
-            if (r.done) {
-              inputDone = true;
-              inf!.finish();
-            } else {
-              pending = r.value;
-            }
-          }
-        } catch (e) {
-          release();
-          await reader.cancel(e).catch(() => {});
-          throw e;
-        }
-      },
-      async cancel(reason) {
-        release();
-        await reader.cancel(reason).catch(() => {});
-      },
-    },
-    { highWaterMark: 0 },
-  );
 }
 
 function concat(parts: Uint8Array[], total: number): Uint8Array {

@@ -10,6 +10,7 @@
  */
 import zlib from "node:zlib";
 import { errorOf } from "../errdefs/mod.ts";
+import { asTransform, decoderStream } from "./stream.ts";
 import { type Engine, type EngineExports, type EngineVariant, loadEngine } from "./wasm.ts";
 
 const NEED_INPUT = 1;
@@ -196,59 +197,11 @@ export class WasmInflater {
 }
 
 /**
- * Gunzips a web stream on the WASM engine. Decoding is driven by the consumer: input is read only when the
- * output queue has room, so memory stays bounded whatever the compression ratio. Each output chunk is a
+ * Gunzips a web stream on the WASM engine, with back-pressure (see decoderStream). Each output chunk is a
  * copy (up to 256 KiB). Errors the stream with DataLoss on corrupt data; cancelling it cancels the input.
  */
 export function gunzipStream(input: ReadableStream<Uint8Array>, opts: GunzipOptions = {}): ReadableStream<Uint8Array> {
-  const reader = input.getReader();
-  let inflater: WasmInflater | undefined;
-  let pending: Uint8Array | undefined;
-  const release = () => {
-    inflater?.close();
-    inflater = undefined;
-  };
-  return new ReadableStream<Uint8Array>(
-    {
-      start() {
-        inflater = new WasmInflater(opts);
-      },
-      async pull(controller) {
-        const inf = inflater!;
-        try {
-          for (;;) {
-            const out = inf.read();
-            if (out !== null) {
-              controller.enqueue(out.slice());
-              return;
-            }
-            if (inf.done) {
-              release();
-              controller.close();
-              return;
-            }
-            if (pending !== undefined) {
-              const n = inf.feed(pending);
-              pending = n === pending.length ? undefined : pending.subarray(n);
-              continue;
-            }
-            const r = await reader.read();
-            if (r.done) inf.finish();
-            else if (r.value.length > 0) pending = r.value;
-          }
-        } catch (e) {
-          release();
-          reader.cancel(e).catch(() => {});
-          throw e;
-        }
-      },
-      cancel(reason) {
-        release();
-        return reader.cancel(reason);
-      },
-    },
-    { highWaterMark: 1 },
-  );
+  return decoderStream(input, () => new WasmInflater(opts), { what: opts.what });
 }
 
 /**
@@ -256,6 +209,5 @@ export function gunzipStream(input: ReadableStream<Uint8Array>, opts: GunzipOpti
  * Back-pressure runs end to end (see gunzipStream); a corrupt stream errors both sides with DataLoss.
  */
 export function createGunzip(opts: GunzipOptions = {}): { readable: ReadableStream<Uint8Array>; writable: WritableStream<Uint8Array> } {
-  const pass = new TransformStream<Uint8Array, Uint8Array>();
-  return { writable: pass.writable, readable: gunzipStream(pass.readable, opts) };
+  return asTransform((input) => gunzipStream(input, opts));
 }

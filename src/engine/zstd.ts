@@ -15,6 +15,7 @@
  *   is a copy.
  */
 import { errorOf } from "../errdefs/mod.ts";
+import { asTransform, decoderStream } from "./stream.ts";
 import { type Engine, type EngineVariant, loadEngine } from "./wasm.ts";
 
 const NEED_INPUT = 1;
@@ -208,60 +209,11 @@ export class ZstdDecoder {
 }
 
 /**
- * Decompresses a zstd web stream on the WASM engine. Decoding is driven by the consumer: input is read only
- * when the output queue has room, so memory stays bounded whatever the compression ratio. Each output chunk
- * is a copy (up to about half the frame's window). Errors the stream with DataLoss on corrupt data;
- * cancelling it cancels the input.
+ * Decompresses a zstd web stream on the WASM engine, with back-pressure (see decoderStream). Each output chunk
+ * is a copy. Errors the stream with DataLoss on corrupt data; cancelling it cancels the input.
  */
 export function zstdDecompressStream(input: ReadableStream<Uint8Array>, opts: ZstdOptions = {}): ReadableStream<Uint8Array> {
-  const reader = input.getReader();
-  let decoder: ZstdDecoder | undefined;
-  let pending: Uint8Array | undefined;
-  const release = () => {
-    decoder?.close();
-    decoder = undefined;
-  };
-  return new ReadableStream<Uint8Array>(
-    {
-      start() {
-        decoder = new ZstdDecoder(opts);
-      },
-      async pull(controller) {
-        const dec = decoder!;
-        try {
-          for (;;) {
-            const out = dec.read();
-            if (out !== null) {
-              controller.enqueue(out.slice());
-              return;
-            }
-            if (dec.done) {
-              release();
-              controller.close();
-              return;
-            }
-            if (pending !== undefined) {
-              const n = dec.feed(pending);
-              pending = n === pending.length ? undefined : pending.subarray(n);
-              continue;
-            }
-            const r = await reader.read();
-            if (r.done) dec.finish();
-            else if (r.value.length > 0) pending = r.value;
-          }
-        } catch (e) {
-          release();
-          reader.cancel(e).catch(() => {});
-          throw e;
-        }
-      },
-      cancel(reason) {
-        release();
-        return reader.cancel(reason);
-      },
-    },
-    { highWaterMark: 1 },
-  );
+  return decoderStream(input, () => new ZstdDecoder(opts), { what: opts.what });
 }
 
 /**
@@ -269,6 +221,5 @@ export function zstdDecompressStream(input: ReadableStream<Uint8Array>, opts: Zs
  * `readable`. Back-pressure runs end to end (see zstdDecompressStream); corrupt data errors both sides.
  */
 export function createZstdDecompress(opts: ZstdOptions = {}): { readable: ReadableStream<Uint8Array>; writable: WritableStream<Uint8Array> } {
-  const pass = new TransformStream<Uint8Array, Uint8Array>();
-  return { writable: pass.writable, readable: zstdDecompressStream(pass.readable, opts) };
+  return asTransform((input) => zstdDecompressStream(input, opts));
 }

@@ -1,0 +1,94 @@
+/**
+ * Web streams over the engine's synchronous decoders (gzip inflate, zstd), with back-pressure: input is read
+ * only when the consumer asks for output, so memory stays bounded whatever the compression ratio.
+ */
+import { errorOf } from "../errdefs/mod.ts";
+
+/** What the engine's decoders share: feed input, read output views, finish, close. */
+export interface ViewDecoder {
+  readonly done: boolean;
+  feed(chunk: Uint8Array): number;
+  read(): Uint8Array | null;
+  finish(): void;
+  close(): void;
+}
+
+export interface DecoderStreamOptions {
+  /**
+   * Hand out views of engine memory instead of copies. A view is produced only when the consumer asks for
+   * the next chunk (high-water mark 0) and stays valid until it reads again; no output byte is copied.
+   */
+  views?: boolean;
+  /** Sees every output chunk first (e.g. a digest); may throw to fail the stream. */
+  tap?: (chunk: Uint8Array) => void;
+  /** Names the data in the error for a stream that ends before the decoder is done. */
+  what?: string;
+}
+
+/**
+ * Decodes `input` with the decoder `open` creates. Errors the stream with the decoder's DataLoss on corrupt
+ * data, and with DataLoss when the input ends early; cancelling the output cancels the input.
+ */
+export function decoderStream(input: ReadableStream<Uint8Array>, open: () => ViewDecoder, opts: DecoderStreamOptions = {}): ReadableStream<Uint8Array> {
+  const reader = input.getReader();
+  let decoder: ViewDecoder | undefined;
+  let pending: Uint8Array | undefined;
+  let inputDone = false;
+  const release = () => {
+    decoder?.close();
+    decoder = undefined;
+  };
+  return new ReadableStream<Uint8Array>(
+    {
+      start() {
+        decoder = open();
+      },
+      async pull(controller) {
+        const dec = decoder!;
+        try {
+          for (;;) {
+            const out = dec.read();
+            if (out !== null) {
+              opts.tap?.(out);
+              controller.enqueue(opts.views ? out : out.slice());
+              return;
+            }
+            if (dec.done) {
+              release();
+              controller.close();
+              return;
+            }
+            if (pending !== undefined) {
+              const n = dec.feed(pending);
+              pending = n === pending.length ? undefined : pending.subarray(n);
+              continue;
+            }
+            if (inputDone) throw errorOf("DataLoss", `decompress ${opts.what ?? "stream"}: the compressed data ends early`);
+            const r = await reader.read();
+            if (r.done) {
+              inputDone = true;
+              dec.finish();
+            } else if (r.value.length > 0) {
+              pending = r.value;
+            }
+          }
+        } catch (e) {
+          release();
+          await reader.cancel(e).catch(() => {});
+          throw e;
+        }
+      },
+      async cancel(reason) {
+        release();
+        await reader.cancel(reason).catch(() => {});
+      },
+    },
+    { highWaterMark: opts.views ? 0 : 1 },
+  );
+}
+
+/** A `{ writable, readable }` pair for `pipeThrough()` around a stream-to-stream function. */
+export function asTransform(decode: (input: ReadableStream<Uint8Array>) => ReadableStream<Uint8Array>): { readable: ReadableStream<Uint8Array>; writable: WritableStream<Uint8Array> } {
+  const pass = new TransformStream<Uint8Array, Uint8Array>();
+  return { writable: pass.writable, readable: decode(pass.readable) };
+}
