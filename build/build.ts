@@ -136,49 +136,39 @@ function gitRevision(): string {
 }
 
 /**
- * Bundles the extraction worker (src/unpack/worker_main.ts) into CommonJS source text, which the main
- * bundle embeds: a single executable has no file a Worker could load, so the worker starts from this text.
+ * Bundles one entry point into minified, self-contained CommonJS (SEA in Node 24 runs CommonJS only).
+ * ESM builds of dependencies come first: they tree-shake (hash-wasm's UMD build carries every hash).
  */
-async function workerBundle(): Promise<string> {
+async function bundleEntry(entry: string, define: Record<string, string> = {}): Promise<Uint8Array> {
   const result = await esbuild({
     absWorkingDir: ROOT,
-    entryPoints: [path.join(ROOT, "src", "unpack", "worker_main.ts")],
+    entryPoints: [path.join(ROOT, entry)],
     bundle: true,
     platform: "node",
     target: "node24",
     format: "cjs",
-    mainFields: ["module", "main"],
-    minify: true,
-    legalComments: "none",
-    write: false,
-    logLevel: "warning",
-  });
-  const code = result.outputFiles[0]?.text;
-  if (code === undefined) throw new Error("Cannot bundle src/unpack/worker_main.ts: esbuild wrote no output");
-  return code;
-}
-
-/** Bundles the CLI into one CommonJS file (SEA in Node 24 runs CommonJS only) and returns it. */
-async function bundle(revision: string): Promise<Uint8Array> {
-  const worker = await workerBundle();
-  const result = await esbuild({
-    absWorkingDir: ROOT,
-    entryPoints: [path.join(ROOT, "src", "cli", "main.ts")],
-    outfile: BUNDLE,
-    bundle: true,
-    platform: "node",
-    target: "node24",
-    format: "cjs",
-    // ESM builds first: they tree-shake (hash-wasm's UMD build carries every hash, 200 KiB more).
     mainFields: ["module", "main"],
     minify: true,
     legalComments: "eof",
-    define: { "globalThis.__TSCTR_REVISION__": JSON.stringify(revision), "globalThis.__TSCTR_EXTRACT_WORKER__": JSON.stringify(worker) },
+    define,
     write: false,
     logLevel: "warning",
   });
   const code = result.outputFiles[0]?.contents;
-  if (code === undefined) throw new Error("Cannot bundle src/cli/main.ts: esbuild wrote no output");
+  if (code === undefined) throw new Error(`Cannot bundle ${entry}: esbuild wrote no output`);
+  return code;
+}
+
+/**
+ * Bundles the CLI into dist/tsctr.cjs and returns it. The extraction worker is bundled first and embedded as
+ * text (globalThis.__TSCTR_EXTRACT_WORKER__): a single executable has no file a Worker could load.
+ */
+async function bundle(revision: string): Promise<Uint8Array> {
+  const worker = new TextDecoder().decode(await bundleEntry("src/unpack/worker_main.ts"));
+  const code = await bundleEntry("src/cli/main.ts", {
+    "globalThis.__TSCTR_REVISION__": JSON.stringify(revision),
+    "globalThis.__TSCTR_EXTRACT_WORKER__": JSON.stringify(worker),
+  });
   await writeIfChanged(BUNDLE, code);
   return code;
 }

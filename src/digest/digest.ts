@@ -43,7 +43,7 @@ export async function createHasher(): Promise<Hasher> {
       },
     };
   }
-  const { createSHA256 } = await import("hash-wasm");
+  const { createSHA256 } = await import("./_hash_wasm.ts");
   const h = await createSHA256();
   h.init();
   return {
