@@ -1,10 +1,10 @@
 /**
- * `pull`: registry → (content store and snapshots, streamed per layer: see layers.ts) → image record. The image name is written last, in one
- * metadata transaction, so a pull that dies halfway leaves the store as before (plus verified blobs and
- * committed layers that a later pull reuses), never an image that points at missing content.
+ * `pull`: resolve the reference and the platform's manifest and config, stream the layers into the content
+ * store and snapshots (layers.ts), then write the image name, last and in one metadata transaction: a pull
+ * that dies halfway leaves the store as before (plus verified blobs and committed layers that a later pull
+ * reuses), never an image that points at missing content.
  */
 import type { Context } from "./context.ts";
-import type { ContentStore } from "../content/mod.ts";
 import { errorOf } from "../errdefs/mod.ts";
 import { detectManifestKind, parseImageConfig, parseIndex, parseManifest } from "../images/parse.ts";
 import { formatPlatform, selectManifest } from "../images/platform.ts";
@@ -25,8 +25,6 @@ export type PullEvent =
 export interface PullOptions {
   platform: Platform;
   plainHttp?: boolean;
-  /** Also unpack into snapshots (default true, like `ctr pull`). */
-  unpack?: boolean;
   concurrency?: number;
   /** Keep no compressed copy of the layers (small SD cards); export and push then need a re-pull. */
   discardBlobs?: boolean;
@@ -86,102 +84,28 @@ async function pullWith(ctx: Context, registry: RegistryClient, ref: Reference, 
     throw errorOf("DataLoss", `pull ${name}: config lists ${config.rootfs.diff_ids.length} diff IDs for ${manifest.layers.length} layers`);
   }
 
-  let chainId: string | undefined;
-  if (opts.unpack === false) {
-    await fetchLayers(registry, ref, content, manifest.layers, opts.concurrency ?? 3, emit);
-  } else {
-    const snapshotter = await openSnapshotter(ctx);
-    const chain = await chainIds(config.rootfs.diff_ids);
-    await pullLayers({
-      registry,
-      ref,
-      content,
-      snapshotter,
-      layers: manifest.layers,
-      diffIds: config.rootfs.diff_ids,
-      chain,
-      discardBlobs: opts.discardBlobs ?? false,
-      concurrency: opts.concurrency ?? 3,
-      limits: opts.limits,
-      workers: opts.workers,
-      emit,
-    });
-    chainId = chain.at(-1);
-    const md = await ctx.metadata();
-    md.transaction(() => {
-      chain.forEach((c, i) => md.putSnapshot({ namespace: ctx.namespace, key: c, parent: i > 0 ? chain[i - 1] : undefined, kind: "committed" }));
-    });
-  }
-
+  const snapshotter = await openSnapshotter(ctx);
+  const chain = await chainIds(config.rootfs.diff_ids);
+  await pullLayers({
+    registry,
+    ref,
+    content,
+    snapshotter,
+    layers: manifest.layers,
+    diffIds: config.rootfs.diff_ids,
+    chain,
+    discardBlobs: opts.discardBlobs ?? false,
+    concurrency: opts.concurrency ?? 3,
+    limits: opts.limits,
+    workers: opts.workers,
+    emit,
+  });
+  const chainId = chain.at(-1);
   const md = await ctx.metadata();
-  md.transaction(() => md.putImage(ctx.namespace, name, { mediaType: target.mediaType, digest: target.digest, size: target.size }));
+  md.transaction(() => {
+    chain.forEach((c, i) => md.putSnapshot({ namespace: ctx.namespace, key: c, parent: i > 0 ? chain[i - 1] : undefined, kind: "committed" }));
+    md.putImage(ctx.namespace, name, { mediaType: target.mediaType, digest: target.digest, size: target.size });
+  });
   emit({ type: "done", ref: name, digest: target.digest, elapsedMs: Date.now() - started });
   return { name, target, manifest: manifestDesc, chainId };
-}
-
-/** Downloads the layers not yet in the content store, `limit` at a time, each verified before it is visible. */
-async function fetchLayers(
-  registry: RegistryClient,
-  ref: Reference,
-  content: ContentStore,
-  layers: Descriptor[],
-  limit: number,
-  emit: (e: PullEvent) => void,
-): Promise<void> {
-  const queue = [...new Map(layers.map((l) => [l.digest, l])).values()];
-  for (const l of queue) emit({ type: "blob", digest: l.digest, mediaType: l.mediaType, status: "waiting", offset: 0, size: l.size });
-  // On the first failure the other workers stop taking layers and abort their transfers, and the error is
-  // thrown only once every worker has settled, so no ingest is left half-written behind a failed pull.
-  const abort = new AbortController();
-  const worker = async () => {
-    for (let l = queue.shift(); l && !abort.signal.aborted; l = queue.shift()) {
-      await fetchBlob(registry, ref, content, l, emit, abort.signal).catch((e) => {
-        abort.abort(e);
-        throw e;
-      });
-    }
-  };
-  const results = await Promise.allSettled(Array.from({ length: Math.max(1, limit) }, worker));
-  if (abort.signal.aborted) throw abort.signal.reason;
-  for (const r of results) if (r.status === "rejected") throw r.reason;
-}
-
-async function fetchBlob(
-  registry: RegistryClient,
-  ref: Reference,
-  content: ContentStore,
-  desc: Descriptor,
-  emit: (e: PullEvent) => void,
-  signal: AbortSignal,
-): Promise<void> {
-  const base = { type: "blob", digest: desc.digest, mediaType: desc.mediaType, size: desc.size } as const;
-  if (await content.info(desc.digest)) {
-    emit({ ...base, status: "exists", offset: desc.size });
-    return;
-  }
-  const writer = await content.writer(`pull-${desc.digest}`, { digest: desc.digest, size: desc.size });
-  try {
-    const reader = (await registry.fetchBlob(ref, desc)).getReader();
-    const stop = () => void reader.cancel(signal.reason).catch(() => {});
-    signal.addEventListener("abort", stop, { once: true });
-    try {
-      let lastEmit = 0;
-      for (let r = await reader.read(); !r.done && !signal.aborted; r = await reader.read()) {
-        await writer.write(r.value);
-        const t = Date.now();
-        if (t - lastEmit > 100) {
-          lastEmit = t;
-          emit({ ...base, status: "downloading", offset: writer.offset });
-        }
-      }
-    } finally {
-      signal.removeEventListener("abort", stop);
-    }
-    if (signal.aborted) throw signal.reason;
-    await writer.commit();
-  } catch (e) {
-    await writer.abort();
-    throw e;
-  }
-  emit({ ...base, status: "done", offset: desc.size });
 }
