@@ -12,3 +12,9 @@ export function positiveInteger(value: string): number {
 export function nonNegativeInteger(value: string): number {
   return value === "0" ? 0 : positiveInteger(value);
 }
+
+/** Collects a repeatable `KEY=VALUE` option (`--env`), refusing anything without a key and an "=". */
+export function keyValue(value: string, previous: string[]): string[] {
+  if (!/^[^=]+=/.test(value)) throw errorOf("InvalidArgument", `invalid "${value}": expected KEY=VALUE`);
+  return [...previous, value];
+}

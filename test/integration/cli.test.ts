@@ -329,6 +329,7 @@ test("bad input: one-line errors, distinct exit codes, nothing half-written", as
       assert.equal((await tsctr(["run", ref, "dup", "true"])).code, 0);
       assertError(await tsctr(["run", ref, "dup", "true"]), "AlreadyExists", /already exists/);
       assertError(await tsctr(["run", ref, "bad/id", "true"]), "InvalidArgument", /invalid container ID/);
+      assertError(await tsctr(["run", "--env", "NOEQUALS", ref, "c-env-bad", "true"]), "InvalidArgument", /expected KEY=VALUE/);
       assert.equal((await tsctr(["containers", "rm", "dup"])).code, 0);
     });
 

@@ -1,8 +1,7 @@
 /** `tsctr run [--rm] [-t] [--env K=V]… [--platform P] IMAGE ID [CMD [ARG…]]`, like `ctr run`. */
 import { Command } from "commander";
 import { contextFrom } from "../options.ts";
-
-const collect = (v: string, acc: string[]) => [...acc, v];
+import { keyValue } from "../parse.ts";
 
 export function runCommand(): Command {
   return new Command("run")
@@ -12,19 +11,13 @@ export function runCommand(): Command {
     .argument("[cmd...]", "command and arguments (replace the image's Cmd)")
     .option("--rm", "remove the container and its snapshot after it exits", false)
     .option("-t, --tty", "allocate a terminal", false)
-    .option("--env <K=V>", "set an environment variable (repeatable)", collect, [] as string[])
+    .option("--env <K=V>", "set an environment variable (repeatable)", keyValue, [] as string[])
     .option("--platform <platform>", "platform of the image to run (default: this host's)")
     .passThroughOptions()
     .action(async (image: string, id: string, cmdArgs: string[], opts: { rm: boolean; tty: boolean; env: string[]; platform?: string }, cmd: Command) => {
       const { run } = await import("../../client/run.ts");
       const { hostPlatform, parsePlatform } = await import("../../images/platform.ts");
       const ctx = contextFrom(cmd);
-      for (const e of opts.env) {
-        if (!/^[^=]+=/.test(e)) {
-          const { errorOf } = await import("../../errdefs/mod.ts");
-          throw errorOf("InvalidArgument", `invalid --env "${e}": expected KEY=VALUE`);
-        }
-      }
       const status = await run(ctx, {
         image,
         id,
