@@ -10,7 +10,7 @@
  */
 import zlib from "node:zlib";
 import { errorOf } from "../errdefs/mod.ts";
-import { asTransform, decoderStream } from "./stream.ts";
+import { asTransform, decodeChunk, decodeEnd, decoderStream } from "./stream.ts";
 import { type Engine, type EngineExports, type EngineVariant, loadEngine } from "./wasm.ts";
 
 const NEED_INPUT = 1;
@@ -154,26 +154,12 @@ export class WasmInflater {
 
   /** Feeds all of `chunk`, handing each piece of output to `onOutput` (a view valid only during the call). */
   write(chunk: Uint8Array, onOutput: (view: Uint8Array) => void): void {
-    let off = 0;
-    for (;;) {
-      const took = this.feed(off === 0 ? chunk : chunk.subarray(off));
-      off += took;
-      let produced = false;
-      for (let out = this.read(); out !== null; out = this.read()) {
-        produced = true;
-        onOutput(out);
-      }
-      if (off >= chunk.length) return;
-      // The input buffer is full yet nothing came out: only a broken engine could do that; fail, don't spin.
-      if (took === 0 && !produced) throw errorOf("Internal", `${this.#what}: the engine made no progress`);
-    }
+    decodeChunk(this, chunk, onOutput, this.#what);
   }
 
   /** Ends the input and hands out the remaining output; throws DataLoss if the stream is incomplete. */
   end(onOutput: (view: Uint8Array) => void): void {
-    this.finish();
-    for (let out = this.read(); out !== null; out = this.read()) onOutput(out);
-    if (!this.#done) throw errorOf("Internal", `${this.#what}: the engine stopped before the end of the stream`);
+    decodeEnd(this, onOutput, this.#what);
   }
 
   /** Frees the engine memory; further calls throw. Safe to call twice. */

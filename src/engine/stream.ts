@@ -13,6 +13,32 @@ export interface ViewDecoder {
   close(): void;
 }
 
+/**
+ * Feeds all of `chunk` to `dec`, handing each piece of output to `onOutput` (a view valid only during the
+ * call). Throws Internal instead of spinning if a decoder with a full input buffer produces nothing.
+ */
+export function decodeChunk(dec: ViewDecoder, chunk: Uint8Array, onOutput: (view: Uint8Array) => void, what: string): void {
+  let off = 0;
+  for (;;) {
+    const took = dec.feed(off === 0 ? chunk : chunk.subarray(off));
+    off += took;
+    let produced = false;
+    for (let out = dec.read(); out !== null; out = dec.read()) {
+      produced = true;
+      onOutput(out);
+    }
+    if (off >= chunk.length) return;
+    if (took === 0 && !produced) throw errorOf("Internal", `${what}: the engine made no progress`);
+  }
+}
+
+/** Ends `dec`'s input and hands out the remaining output; the decoder throws DataLoss if the data is incomplete. */
+export function decodeEnd(dec: ViewDecoder, onOutput: (view: Uint8Array) => void, what: string): void {
+  dec.finish();
+  for (let out = dec.read(); out !== null; out = dec.read()) onOutput(out);
+  if (!dec.done) throw errorOf("Internal", `${what}: the engine stopped before the end of the stream`);
+}
+
 export interface DecoderStreamOptions {
   /**
    * Hand out views of engine memory instead of copies. A view is produced only when the consumer asks for
