@@ -42,6 +42,25 @@ void mem_copy(void *dst, const void *src, u32 n);
 void mem_move(void *dst, const void *src, u32 n);
 void mem_zero(void *dst, u32 n);
 
+/*
+ * Input buffers that JS appends to (the inflater's and the zstd decoder's): `input_append_at` moves the
+ * unread bytes [*pos, *end) to the front and returns where JS may write; `input_commit` records `n` bytes
+ * written there, never past `cap`.
+ */
+static inline u8 *input_append_at(u8 *buf, u32 *pos, u32 *end) {
+  if (*pos > 0) {
+    u32 n = *end - *pos;
+    mem_move(buf, buf + *pos, n);
+    *pos = 0;
+    *end = n;
+  }
+  return buf + *end;
+}
+static inline void input_commit(u32 *end, u32 cap, u32 n) {
+  if (n > cap - *end) n = cap - *end;
+  *end += n;
+}
+
 /* crc32.c: CRC-32 (IEEE 802.3, reflected, as in gzip) of `n` bytes continuing from `crc` (0 to start). */
 void crc32_init(void);
 u32 crc32_update(u32 crc, const u8 *p, u32 n);

@@ -832,24 +832,13 @@ EXPORT(inf_new) Inflater *inf_new(void) {
 EXPORT(inf_free) void inf_free(Inflater *s) { eng_free(s); }
 
 /** Moves unread input to the front of the input buffer and returns where JS may append (see inf_in_space). */
-EXPORT(inf_in_ptr) u8 *inf_in_ptr(Inflater *s) {
-  if (s->in_pos > 0) {
-    u32 n = s->in_end - s->in_pos;
-    mem_move(s->in, s->in + s->in_pos, n);
-    s->in_pos = 0;
-    s->in_end = n;
-  }
-  return s->in + s->in_end;
-}
+EXPORT(inf_in_ptr) u8 *inf_in_ptr(Inflater *s) { return input_append_at(s->in, &s->in_pos, &s->in_end); }
 
 /** Bytes JS may append at inf_in_ptr(). */
 EXPORT(inf_in_space) u32 inf_in_space(Inflater *s) { return IN_CAP - s->in_end; }
 
 /** Records that JS appended `n` bytes at inf_in_ptr(). */
-EXPORT(inf_in_commit) void inf_in_commit(Inflater *s, u32 n) {
-  if (n > IN_CAP - s->in_end) n = IN_CAP - s->in_end;
-  s->in_end += n;
-}
+EXPORT(inf_in_commit) void inf_in_commit(Inflater *s, u32 n) { input_commit(&s->in_end, IN_CAP, n); }
 
 /** Input bytes not yet consumed (in the input buffer and the bit buffer). */
 EXPORT(inf_in_left) u32 inf_in_left(Inflater *s) { return s->in_end - s->in_pos + s->bc / 8; }

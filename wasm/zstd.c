@@ -998,24 +998,13 @@ EXPORT(zstd_free) void zstd_free(Zstd *s) {
 }
 
 /** Moves unread input to the front of the input buffer and returns where JS may append. */
-EXPORT(zstd_in_ptr) u8 *zstd_in_ptr(Zstd *s) {
-  if (s->in_pos > 0) {
-    u32 n = s->in_end - s->in_pos;
-    mem_move(s->in, s->in + s->in_pos, n);
-    s->in_pos = 0;
-    s->in_end = n;
-  }
-  return s->in + s->in_end;
-}
+EXPORT(zstd_in_ptr) u8 *zstd_in_ptr(Zstd *s) { return input_append_at(s->in, &s->in_pos, &s->in_end); }
 
 /** Bytes JS may append at zstd_in_ptr(). */
 EXPORT(zstd_in_space) u32 zstd_in_space(Zstd *s) { return IN_CAP - s->in_end; }
 
 /** Records that JS appended `n` bytes at zstd_in_ptr(). */
-EXPORT(zstd_in_commit) void zstd_in_commit(Zstd *s, u32 n) {
-  if (n > IN_CAP - s->in_end) n = IN_CAP - s->in_end;
-  s->in_end += n;
-}
+EXPORT(zstd_in_commit) void zstd_in_commit(Zstd *s, u32 n) { input_commit(&s->in_end, IN_CAP, n); }
 
 /** Input bytes not yet consumed. */
 EXPORT(zstd_in_left) u32 zstd_in_left(Zstd *s) { return s->in_end - s->in_pos; }
