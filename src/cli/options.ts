@@ -1,5 +1,6 @@
 /** Reading the global options from any (sub)command into a client Context. */
 import type { Command } from "commander";
+import process from "node:process";
 import { Context, type GlobalOptions } from "../client/context.ts";
 
 /** The root program's options, seen from a subcommand at any depth. */
@@ -8,6 +9,11 @@ export function globalOptions(cmd: Command): GlobalOptions & { debug: boolean } 
   while (root.parent) root = root.parent;
   const o = root.opts() as GlobalOptions & { debug: boolean };
   return o;
+}
+
+/** The one-line warning every command prints for --skip-verify. */
+export function warnSkipVerify(): void {
+  process.stderr.write("tsctr: warning: --skip-verify: TLS certificates are not verified; the connection can be intercepted\n");
 }
 
 /** A client context for the command's global options. */

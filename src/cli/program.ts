@@ -8,6 +8,8 @@ import { pullCommand } from "./commands/pull.ts";
 import { imagesCommand } from "./commands/images.ts";
 import { runCommand } from "./commands/run.ts";
 import { containersCommand } from "./commands/containers.ts";
+import { loginCommand, logoutCommand } from "./commands/login.ts";
+import { DEFAULT_HOSTS_DIR } from "../client/context.ts";
 
 /** Builds the commander program with ctr-like global options. */
 export function buildProgram(): Command {
@@ -17,6 +19,7 @@ export function buildProgram(): Command {
     .option("--state <dir>", "state directory for runtime data", "/run/tsctr")
     .option("-n, --namespace <ns>", "namespace (tenant) to use", process.env.TSCTR_NAMESPACE ?? "default")
     .option("--debug", "print stack traces and debug output", false)
+    .option("--hosts-dir <dir>", "registry hosts and mirrors: <dir>/<registry>/hosts.toml", process.env.TSCTR_HOSTS_DIR ?? DEFAULT_HOSTS_DIR)
     .addOption(new Option("--digest-engine <engine>", "how SHA-256 digests are computed").choices(["native", "wasm"]).default(process.env.TSCTR_DIGEST_ENGINE === "wasm" ? "wasm" : "native"))
     .addOption(new Option("--decompress-engine <engine>", "how layers are decompressed").choices(["native", "wasm"]).default(process.env.TSCTR_DECOMPRESS_ENGINE === "native" ? "native" : "wasm"))
     .enablePositionalOptions()
@@ -32,5 +35,7 @@ export function buildProgram(): Command {
   program.addCommand(imagesCommand());
   program.addCommand(runCommand());
   program.addCommand(containersCommand());
+  program.addCommand(loginCommand());
+  program.addCommand(logoutCommand());
   return program;
 }

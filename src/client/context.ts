@@ -11,7 +11,12 @@ export interface GlobalOptions {
   root: string;
   state: string;
   namespace: string;
+  /** containerd-style hosts directory: <dir>/<registry>/hosts.toml (default /etc/tsctr/certs.d). */
+  hostsDir?: string;
 }
+
+/** The default hosts directory, like containerd's /etc/containerd/certs.d. */
+export const DEFAULT_HOSTS_DIR = "/etc/tsctr/certs.d";
 
 const NAMESPACE_RE = /^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$/i;
 
@@ -20,6 +25,7 @@ export class Context {
   readonly root: string;
   readonly state: string;
   readonly namespace: string;
+  readonly hostsDir: string;
   #content?: Promise<ContentStore>;
   #metadata?: Promise<MetadataStore>;
 
@@ -30,6 +36,7 @@ export class Context {
     this.root = opts.root;
     this.state = opts.state;
     this.namespace = opts.namespace;
+    this.hostsDir = opts.hostsDir ?? DEFAULT_HOSTS_DIR;
   }
 
   /** The content store under <root>/content. */

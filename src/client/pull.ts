@@ -9,7 +9,8 @@ import { errorOf } from "../errdefs/mod.ts";
 import { detectManifestKind, parseImageConfig, parseIndex, parseManifest } from "../images/parse.ts";
 import { formatPlatform, selectManifest } from "../images/platform.ts";
 import type { Descriptor, Platform } from "../images/types.ts";
-import { RegistryClient, parseReference, type Reference } from "../registry/mod.ts";
+import { parseReference, type Reference, type RegistryClient } from "../registry/mod.ts";
+import { openRegistry } from "./registry.ts";
 import { chainIds } from "../images/chainid.ts";
 import { openSnapshotter } from "./snapshotter.ts";
 import { pullLayers } from "./layers.ts";
@@ -25,6 +26,10 @@ export type PullEvent =
 export interface PullOptions {
   platform: Platform;
   plainHttp?: boolean;
+  /** Verify no TLS certificate of the registry or its mirrors. */
+  skipVerify?: boolean;
+  /** "user:password" for the image's registry, instead of config.json's. */
+  user?: string;
   concurrency?: number;
   /** Keep no compressed copy of the layers (small SD cards); export and push then need a re-pull. */
   discardBlobs?: boolean;
@@ -49,7 +54,7 @@ export async function pull(ctx: Context, refString: string, opts: PullOptions): 
   if (!isRoot()) throw errorOf("PermissionDenied", `pull ${refString}: tsctr must run as root to unpack images (file owners, device nodes)`);
   const started = Date.now();
   const ref = parseReference(refString);
-  const registry = new RegistryClient({ plainHttp: opts.plainHttp });
+  const registry = await openRegistry(ctx, { plainHttp: opts.plainHttp, skipVerify: opts.skipVerify, user: opts.user, userRegistry: ref.domain });
   try {
     return await pullWith(ctx, registry, ref, opts, started);
   } finally {

@@ -78,14 +78,23 @@ export function basicAuthorization(c: Credentials): string {
 
 /** The scope that grants pulling from repository `path` ("library/busybox"). */
 export function pullScope(path: string): string {
-  return `repository:${path}:pull`;
+  return repositoryScope(path, ["pull"]);
 }
 
 /**
- * Gets a Bearer token for `scope` from the challenge's realm (GET realm?service=…&scope=…), sending Basic
- * `creds` when given. Returns the Authorization value and how many seconds it stays valid (expires_in,
- * 60 when absent, as the token spec says). Throws Unauthorized when the token service refuses, Unavailable
- * when it cannot be reached.
+ * A repository scope of the token spec, e.g. `repository:team/app:pull,push` to push; a cross-repository
+ * mount asks for `repository:<target>:pull,push` and `repository:<source>:pull` in one token request.
+ */
+export function repositoryScope(path: string, actions: readonly ("pull" | "push")[]): string {
+  return `repository:${path}:${actions.join(",")}`;
+}
+
+/**
+ * Gets a Bearer token for `scope` (one scope, several joined by spaces, or none for a login check) from the
+ * challenge's realm (GET realm?service=…&scope=…&scope=…), sending Basic `creds` when given. Returns the
+ * Authorization value and how many seconds from now it stays valid (expires_in counted from issued_at
+ * when the service sends it; 60 when absent, as the token spec says). Throws Unauthorized when the token
+ * service refuses or answers without a token, Unavailable when it cannot be reached or answers 5xx.
  */
 export async function fetchToken(
   transport: Transport,
@@ -103,7 +112,8 @@ export async function fetchToken(
     throw errorOf("Unauthorized", `registry ${registryHost} sent a Bearer challenge without a usable realm`);
   }
   if (challenge.params.service) url.searchParams.set("service", challenge.params.service);
-  url.searchParams.append("scope", scope);
+  for (const s of scope.split(" ")) if (s !== "") url.searchParams.append("scope", s);
+  if (creds) url.searchParams.set("account", creds.username);
   const headers: Record<string, string> = { accept: "application/json" };
   if (creds) headers.authorization = basicAuthorization(creds);
   const res = await transport.get(url.toString(), headers, url.host);
@@ -117,7 +127,7 @@ export async function fetchToken(
     throw httpError(url.host, res.status, `a token for registry ${registryHost}`, `token service ${url.host} of registry ${registryHost} not found (404)`, body);
   }
   const bytes = await readCapped(res.body, 1 << 20, () => errorOf("Unauthorized", `token service ${url.host} answered more than 1 MiB`), url.host);
-  let j: { token?: unknown; access_token?: unknown; expires_in?: unknown };
+  let j: { token?: unknown; access_token?: unknown; expires_in?: unknown; issued_at?: unknown };
   try {
     j = JSON.parse(new TextDecoder().decode(bytes)) as typeof j;
   } catch {
@@ -125,8 +135,18 @@ export async function fetchToken(
   }
   const token = typeof j.token === "string" && j.token !== "" ? j.token : j.access_token;
   if (typeof token !== "string" || token === "") throw errorOf("Unauthorized", `token service ${url.host} of registry ${registryHost} returned no token`);
-  const ttl = typeof j.expires_in === "number" && j.expires_in > 0 ? j.expires_in : 60;
-  return { authorization: `Bearer ${token}`, ttlSeconds: ttl };
+  return { authorization: `Bearer ${token}`, ttlSeconds: tokenTtl(j.expires_in, j.issued_at, Date.now()) };
+}
+
+/**
+ * Seconds a token stays valid from `now` (ms): `expiresIn` seconds (60 when absent or invalid) counted
+ * from `issuedAt` (RFC 3339) when that is given and not in the future, else from now; never below 0.
+ */
+export function tokenTtl(expiresIn: unknown, issuedAt: unknown, now: number): number {
+  const ttl = typeof expiresIn === "number" && Number.isFinite(expiresIn) && expiresIn > 0 ? expiresIn : 60;
+  const issued = typeof issuedAt === "string" ? Date.parse(issuedAt) : NaN;
+  if (Number.isNaN(issued) || issued > now) return ttl;
+  return Math.max(0, ttl - (now - issued) / 1000);
 }
 
 /** Authorization values per host and scope; entries with a TTL expire a few seconds early. */

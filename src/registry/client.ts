@@ -2,6 +2,8 @@
  * An OCI Distribution v2 pull client: resolves a reference to a manifest or index descriptor, fetches
  * manifests verified against their descriptors, and streams blobs. Auth is negotiated per request from the
  * registry's challenge: anonymous, Bearer tokens (cached per host and scope), or Basic with credentials.
+ * Requests go to the registry's hosts (hosts.ts) in order: mirrors whose capabilities allow the operation,
+ * then the upstream; a host that is unreachable or answers 404, 429 or 5xx passes the request to the next.
  *
  *   const client = new RegistryClient({ plainHttp: true });
  *   const ref = parseReference("127.0.0.1:5000/busybox:1");
@@ -9,7 +11,7 @@
  *   const layer = await client.fetchBlob(ref, manifest.layers[0]); // ReadableStream<Uint8Array>
  *   await client.close();
  */
-import { errorOf } from "../errdefs/mod.ts";
+import { errorOf, isKind } from "../errdefs/mod.ts";
 import type { TsctrError } from "../errdefs/mod.ts";
 import { digestOf, isDigest, verifyBytes } from "../digest/mod.ts";
 import type { Descriptor } from "../images/types.ts";
@@ -19,6 +21,8 @@ import { VERSION } from "../version.ts";
 import { AuthCache, basicAuthorization, fetchToken, parseChallenges, pullScope } from "./auth.ts";
 import type { Credentials } from "./auth.ts";
 import { httpError } from "./errors.ts";
+import { defaultHost } from "./hosts.ts";
+import type { Capability, RegistryHost } from "./hosts.ts";
 import { discard, header, headerAll, readCapped, readErrorBody, sizedStream, Transport } from "./transport.ts";
 import type { HttpResponse } from "./transport.ts";
 import type { Reference } from "./reference.ts";
@@ -29,11 +33,27 @@ export const MAX_MANIFEST_SIZE = 4 * 1024 * 1024;
 const MANIFEST_ACCEPT = [MediaTypes.ociIndex, MediaTypes.dockerManifestList, MediaTypes.ociManifest, MediaTypes.dockerManifest].join(", ");
 
 export interface RegistryClientOptions {
-  /** Talk http:// instead of https:// (local registries). */
+  /** Talk http:// instead of https:// (local registries); used when `hosts` is not given. */
   plainHttp?: boolean;
-  /** Credentials for a registry domain as written in references ("docker.io", "localhost:5000"). */
+  /** Skip TLS certificate verification; used when `hosts` is not given. */
+  skipVerify?: boolean;
+  /**
+   * The hosts to try for a registry domain, mirrors first (see registryHosts in hosts.ts). Default: the
+   * registry itself.
+   */
+  hosts?: (domain: string) => Promise<RegistryHost[]>;
+  /**
+   * Credentials for a registry domain as written in references ("docker.io", "localhost:5000"), or for a
+   * mirror's host:port.
+   */
   credentials?: (host: string) => Credentials | undefined;
   userAgent?: string;
+}
+
+/** A response from one of the registry's hosts, and which host answered. */
+interface HostResponse {
+  res: HttpResponse;
+  host: RegistryHost;
 }
 
 export interface Resolved {
@@ -45,11 +65,12 @@ export interface Resolved {
 export class RegistryClient {
   readonly #transport: Transport;
   readonly #auth = new AuthCache();
-  readonly #scheme: string;
+  readonly #hosts: (domain: string) => Promise<RegistryHost[]>;
+  readonly #hostsByDomain = new Map<string, Promise<RegistryHost[]>>();
   readonly #credentials: (host: string) => Credentials | undefined;
 
   constructor(opts: RegistryClientOptions = {}) {
-    this.#scheme = opts.plainHttp ? "http" : "https";
+    this.#hosts = opts.hosts ?? ((domain) => Promise.resolve([defaultHost(domain, opts)]));
     this.#credentials = opts.credentials ?? (() => undefined);
     this.#transport = new Transport({ userAgent: opts.userAgent ?? `tsctr/${VERSION}` });
   }
@@ -61,16 +82,20 @@ export class RegistryClient {
    * media type (else NotImplemented). A missing image is NotFound "image not found: <ref>".
    */
   async resolve(ref: Reference): Promise<Resolved> {
-    const res = await this.#get(ref, `manifests/${ref.locator}`, MANIFEST_ACCEPT);
-    if (res.status !== 200) throw await this.#failure(res, ref, `manifest ${ref}`, `image not found: ${ref}`);
+    const { res, host: from } = await this.#get(ref, `manifests/${ref.locator}`, MANIFEST_ACCEPT, "resolve");
+    const apiHost = from.host;
+    if (res.status !== 200) throw await this.#failure(res, ref, from, `manifest ${ref}`, `image not found: ${ref}`);
     const length = Number(header(res, "content-length"));
     const tooBig = () => errorOf("ResourceExhausted", `manifest ${ref}: larger than the ${MAX_MANIFEST_SIZE} byte limit`);
     if (length > MAX_MANIFEST_SIZE) {
       discard(res.body);
       throw tooBig();
     }
-    const bytes = await readCapped(res.body, MAX_MANIFEST_SIZE, tooBig, ref.apiHost);
+    const bytes = await readCapped(res.body, MAX_MANIFEST_SIZE, tooBig, apiHost);
     const contentType = header(res, "content-type");
+    if (looksLikeHtml(contentType, bytes)) {
+      throw errorOf("Unavailable", `manifest ${ref}: registry ${apiHost} sent an HTML page (${contentType ?? "no content type"}), not a manifest; a proxy or captive portal in the way?`);
+    }
     const kind = detectManifestKind(contentType, bytes);
     const digest = await digestOf(bytes);
     if (ref.digest && digest !== ref.digest) {
@@ -78,7 +103,7 @@ export class RegistryClient {
     }
     const claimed = header(res, "docker-content-digest");
     if (claimed && isDigest(claimed) && claimed !== digest) {
-      throw errorOf("DataLoss", `manifest ${ref}: registry ${ref.apiHost} announced digest ${claimed} but the content has ${digest}`);
+      throw errorOf("DataLoss", `manifest ${ref}: registry ${apiHost} announced digest ${claimed} but the content has ${digest}`);
     }
     return { descriptor: { mediaType: manifestMediaType(contentType, bytes, kind), digest, size: bytes.byteLength }, bytes };
   }
@@ -92,10 +117,10 @@ export class RegistryClient {
     const isManifest = isManifestType(desc.mediaType) || isIndexType(desc.mediaType);
     const what = `${isManifest ? "manifest" : "blob"} ${desc.digest} of ${ref.name}`;
     if (desc.size > MAX_MANIFEST_SIZE) throw errorOf("ResourceExhausted", `${what}: ${desc.size} bytes is over the ${MAX_MANIFEST_SIZE} byte limit`);
-    const res = isManifest ? await this.#get(ref, `manifests/${desc.digest}`, MANIFEST_ACCEPT) : await this.#get(ref, `blobs/${desc.digest}`, "*/*");
+    const { res, host: from } = isManifest ? await this.#get(ref, `manifests/${desc.digest}`, MANIFEST_ACCEPT, "pull") : await this.#get(ref, `blobs/${desc.digest}`, "*/*", "pull");
     const notFound = isManifest ? `image not found: ${ref.name}@${desc.digest}` : `blob ${desc.digest} not found in ${ref.name}`;
-    if (res.status !== 200) throw await this.#failure(res, ref, what, notFound);
-    const bytes = await readCapped(res.body, desc.size, () => errorOf("DataLoss", `${what}: larger than the expected ${desc.size} bytes`), ref.apiHost);
+    if (res.status !== 200) throw await this.#failure(res, ref, from, what, notFound);
+    const bytes = await readCapped(res.body, desc.size, () => errorOf("DataLoss", `${what}: larger than the expected ${desc.size} bytes`), from.host);
     await verifyBytes(bytes, desc, what);
     return bytes;
   }
@@ -107,14 +132,14 @@ export class RegistryClient {
    */
   async fetchBlob(ref: Reference, desc: Descriptor): Promise<ReadableStream<Uint8Array>> {
     const what = `blob ${desc.digest} of ${ref.name}`;
-    const res = await this.#get(ref, `blobs/${desc.digest}`, "*/*");
-    if (res.status !== 200) throw await this.#failure(res, ref, what, `blob ${desc.digest} not found in ${ref.name}`);
+    const { res, host: from } = await this.#get(ref, `blobs/${desc.digest}`, "*/*", "pull");
+    if (res.status !== 200) throw await this.#failure(res, ref, from, what, `blob ${desc.digest} not found in ${ref.name}`);
     const length = header(res, "content-length");
     if (length !== undefined && Number(length) !== desc.size) {
       discard(res.body);
       throw errorOf("DataLoss", `${what}: registry sent ${length} bytes, expected ${desc.size}`);
     }
-    return sizedStream(res.body, desc.size, what, ref.apiHost);
+    return sizedStream(res.body, desc.size, what, from.host);
   }
 
   /** Closes pooled connections; in-flight streams are aborted. */
@@ -122,51 +147,120 @@ export class RegistryClient {
     await this.#transport.close();
   }
 
-  /** GET /v2/<path>/<sub> with authentication: cached value first, then one round of the server's challenge. */
-  async #get(ref: Reference, sub: string, accept: string): Promise<HttpResponse> {
-    const host = ref.apiHost;
+  /**
+   * Checks `creds` against registry `domain` the way a pull would authenticate: GET /v2/ on its upstream,
+   * answering a Bearer challenge with a token fetched with the credentials (no scope) or a Basic challenge
+   * with them. Resolves when the registry accepts; throws Unauthorized when it refuses.
+   */
+  async checkLogin(domain: string, creds: Credentials): Promise<void> {
+    const host = (await this.#hostsFor(domain)).find((h) => h.upstream)!;
+    const url = `${host.scheme}://${host.host}${host.path}/`;
+    const first = await this.#transport.get(url, { ...host.headers }, host.host);
+    if (first.status === 200) return void (await first.body.dump());
+    if (first.status !== 401) throw httpError(host.host, first.status, "/v2/", `registry ${host.host} has no distribution API at ${host.path}/ (404)`, await readErrorBody(first.body));
+    const challenges = parseChallenges(headerAll(first, "www-authenticate"));
+    await first.body.dump();
+    const bearer = challenges.find((c) => c.scheme === "bearer");
+    let authorization: string;
+    if (bearer) authorization = (await fetchToken(this.#transport, host.host, bearer, "", creds)).authorization;
+    else if (challenges.some((c) => c.scheme === "basic")) authorization = basicAuthorization(creds);
+    else throw errorOf("Unauthorized", `registry ${host.host} asks for an unsupported kind of authentication`);
+    const res = await this.#transport.get(url, { ...host.headers, authorization }, host.host);
+    const body = await readErrorBody(res.body);
+    if (res.status === 401 || res.status === 403) throw errorOf("Unauthorized", `registry ${host.host} refused the credentials`);
+    if (res.status !== 200) throw httpError(host.host, res.status, "/v2/", `registry ${host.host} has no distribution API at ${host.path}/ (404)`, body);
+  }
+
+  /** The hosts of `domain` (looked up once per client), with their TLS settings given to the transport. */
+  #hostsFor(domain: string): Promise<RegistryHost[]> {
+    let hosts = this.#hostsByDomain.get(domain);
+    if (!hosts) {
+      hosts = this.#hosts(domain).then((list) => {
+        for (const h of list) if (h.scheme === "https") this.#transport.useTls(h.host, h.tls);
+        return list;
+      });
+      this.#hostsByDomain.set(domain, hosts);
+    }
+    return hosts;
+  }
+
+  /**
+   * GET <host>/v2/<path>/<sub> on the first of the registry's hosts allowed to `capability` that answers:
+   * a host that is unreachable or answers 404, 429 or 5xx passes to the next; the last host's answer or
+   * error is the caller's.
+   */
+  async #get(ref: Reference, sub: string, accept: string, capability: Capability): Promise<HostResponse> {
+    const hosts = (await this.#hostsFor(ref.domain)).filter((h) => h.capabilities.has(capability));
+    if (hosts.length === 0) throw errorOf("FailedPrecondition", `registry ${ref.domain}: no host in its hosts.toml has the "${capability}" capability`);
+    for (const [i, host] of hosts.entries()) {
+      const last = i === hosts.length - 1;
+      try {
+        const res = await this.#getFrom(host, ref, sub, accept);
+        if (last || !(res.status === 404 || res.status === 429 || res.status >= 500)) return { res, host };
+        await res.body.dump();
+      } catch (e) {
+        if (last || !isKind(e, "Unavailable")) throw e;
+      }
+    }
+    throw errorOf("Internal", "unreachable: the host loop returns on its last host");
+  }
+
+  /** One host: the cached Authorization first, then one round of the host's challenge. */
+  async #getFrom(host: RegistryHost, ref: Reference, sub: string, accept: string): Promise<HttpResponse> {
     const scope = pullScope(ref.path);
-    const url = `${this.#scheme}://${host}/v2/${ref.path}/${sub}`;
-    let authorization = this.#auth.get(host, scope);
+    const url = `${host.scheme}://${host.host}${host.path}/${ref.path}/${sub}`;
+    let authorization = this.#auth.get(host.host, scope);
     for (let attempt = 0; ; attempt++) {
-      const headers: Record<string, string> = { accept };
+      const headers: Record<string, string | string[]> = { ...host.headers, accept };
       if (authorization) headers.authorization = authorization;
-      const res = await this.#transport.get(url, headers, host);
+      const res = await this.#transport.get(url, headers, host.host);
       if (res.status !== 401 || attempt === 1) return res;
-      this.#auth.delete(host, scope);
+      this.#auth.delete(host.host, scope);
       const challenges = parseChallenges(headerAll(res, "www-authenticate"));
       await res.body.dump();
-      authorization = await this.#authorize(ref, challenges);
+      authorization = await this.#authorize(host, ref, challenges);
     }
+  }
+
+  /** The credentials for a host: the reference's domain for the upstream, the mirror's own host otherwise. */
+  #credentialsFor(host: RegistryHost, ref: Reference): Credentials | undefined {
+    return this.#credentials(host.upstream ? ref.domain : host.host);
   }
 
   /** Answers a 401 challenge: Bearer token (anonymous or with credentials) or Basic credentials. */
-  async #authorize(ref: Reference, challenges: ReturnType<typeof parseChallenges>): Promise<string> {
-    const host = ref.apiHost;
+  async #authorize(host: RegistryHost, ref: Reference, challenges: ReturnType<typeof parseChallenges>): Promise<string> {
     const scope = pullScope(ref.path);
-    const creds = this.#credentials(ref.domain);
+    const creds = this.#credentialsFor(host, ref);
     const bearer = challenges.find((c) => c.scheme === "bearer");
     if (bearer) {
-      const { authorization, ttlSeconds } = await fetchToken(this.#transport, host, bearer, scope, creds);
-      this.#auth.set(host, scope, authorization, ttlSeconds);
+      const { authorization, ttlSeconds } = await fetchToken(this.#transport, host.host, bearer, scope, creds);
+      this.#auth.set(host.host, scope, authorization, ttlSeconds);
       return authorization;
     }
     if (challenges.some((c) => c.scheme === "basic")) {
-      if (!creds) throw errorOf("Unauthorized", `registry ${host} requires credentials to pull ${ref.name}`);
+      if (!creds) throw errorOf("Unauthorized", `registry ${host.host} requires credentials to pull ${ref.name}`);
       const authorization = basicAuthorization(creds);
-      this.#auth.set(host, scope, authorization);
+      this.#auth.set(host.host, scope, authorization);
       return authorization;
     }
-    throw errorOf("Unauthorized", `registry ${host} refused access to ${ref.name} without a supported auth challenge`);
+    throw errorOf("Unauthorized", `registry ${host.host} refused access to ${ref.name} without a supported auth challenge`);
   }
 
-  async #failure(res: HttpResponse, ref: Reference, what: string, notFound: string): Promise<TsctrError> {
+  async #failure(res: HttpResponse, ref: Reference, host: RegistryHost, what: string, notFound: string): Promise<TsctrError> {
     const body = await readErrorBody(res.body);
-    if (res.status === 401 && this.#credentials(ref.domain)) {
-      return errorOf("Unauthorized", `registry ${ref.apiHost} refused the credentials for ${ref.name}`);
+    if (res.status === 401 && this.#credentialsFor(host, ref)) {
+      return errorOf("Unauthorized", `registry ${host.host} refused the credentials for ${ref.name}`);
     }
-    return httpError(ref.apiHost, res.status, what, notFound, body);
+    return httpError(host.host, res.status, what, notFound, body);
   }
+}
+
+/** True when a manifest answer is an HTML page (a proxy's or captive portal's), judged by type or first byte. */
+function looksLikeHtml(contentType: string | undefined, bytes: Uint8Array): boolean {
+  if (/^\s*text\/html/i.test(contentType ?? "")) return true;
+  let i = 0;
+  while (i < bytes.length && (bytes[i] === 0x20 || bytes[i] === 0x0a || bytes[i] === 0x0d || bytes[i] === 0x09)) i++;
+  return bytes[i] === 0x3c; // "<"
 }
 
 /** The media type to record for resolved bytes: the server's if specific, else the document's, else by kind (OCI). */

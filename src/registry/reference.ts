@@ -45,7 +45,7 @@ export class Reference {
 
   /** The host:port to talk the distribution API to (docker.io is served by registry-1.docker.io). */
   get apiHost(): string {
-    return this.domain === DEFAULT_DOMAIN ? DOCKER_API_HOST : this.domain;
+    return apiHostOf(this.domain);
   }
 
   /** What goes after /manifests/ in the API: the digest when there is one, else the tag. */
@@ -62,6 +62,11 @@ export class Reference {
   toString(): string {
     return `${this.name}${this.tag !== undefined ? `:${this.tag}` : ""}${this.digest !== undefined ? `@${this.digest}` : ""}`;
   }
+}
+
+/** The host:port serving the distribution API of registry `domain` (registry-1.docker.io for docker.io). */
+export function apiHostOf(domain: string): string {
+  return domain === DEFAULT_DOMAIN ? DOCKER_API_HOST : domain;
 }
 
 function invalid(s: string, detail: string): never {

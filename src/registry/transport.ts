@@ -8,6 +8,8 @@ import type { Dispatcher } from "undici";
 import { errorOf } from "../errdefs/mod.ts";
 import type { TsctrError } from "../errdefs/mod.ts";
 import { unreachable } from "./errors.ts";
+import type { HostTls } from "./hosts.ts";
+import { connectTls } from "./tls.ts";
 
 export type Body = Dispatcher.ResponseData["body"];
 
@@ -40,13 +42,35 @@ export function headerAll(res: HttpResponse, name: string): string[] {
   return v === undefined ? [] : Array.isArray(v) ? v : [v];
 }
 
+const NO_TLS: HostTls = { skipVerify: false, ca: [], clients: [] };
+const AGENT_OPTIONS = { connectTimeout: 30_000, headersTimeout: 60_000, bodyTimeout: 300_000, keepAliveTimeout: 4_000 };
+
 export class Transport {
-  readonly #agent: Agent;
   readonly #userAgent: string;
+  /** TLS settings by URL host (host[:port]), from hosts.toml or --skip-verify. */
+  readonly #tls = new Map<string, HostTls>();
+  /** One Agent for http, one for https with the default roots, one per host with its own TLS settings. */
+  readonly #agents = new Map<string, Promise<Agent>>();
 
   constructor(opts: { userAgent: string }) {
     this.#userAgent = opts.userAgent;
-    this.#agent = new Agent({ connectTimeout: 30_000, headersTimeout: 60_000, bodyTimeout: 300_000, keepAliveTimeout: 4_000 });
+  }
+
+  /** Connects to `host` (host[:port] as in a URL) with TLS settings `tls` from now on (first call wins). */
+  useTls(host: string, tls: HostTls): void {
+    if (!this.#tls.has(host)) this.#tls.set(host, tls);
+  }
+
+  /** The Agent for `u`, created on first use (https roots and certificates are loaded only then). */
+  #agent(u: URL): Promise<Agent> {
+    const own = this.#tls.get(u.host);
+    const key = u.protocol !== "https:" ? "http" : own ? `https://${u.host}` : "https";
+    let agent = this.#agents.get(key);
+    if (!agent) {
+      agent = key === "http" ? Promise.resolve(new Agent(AGENT_OPTIONS)) : connectTls(own ?? NO_TLS, u.host).then((connect) => new Agent({ ...AGENT_OPTIONS, connect }));
+      this.#agents.set(key, agent);
+    }
+    return agent;
   }
 
   /**
@@ -54,15 +78,16 @@ export class Transport {
    * to another origin (e.g. blob storage) drops it. Connection failures throw Unavailable naming `host`.
    * The caller must consume or dump the returned body.
    */
-  async get(url: string, headers: Record<string, string>, host: string): Promise<HttpResponse> {
+  async get(url: string, headers: Record<string, string | string[]>, host: string): Promise<HttpResponse> {
     const origin = new URL(url).origin;
     let current = url;
     for (let hop = 0; ; hop++) {
-      const h: Record<string, string> = { "user-agent": this.#userAgent, ...headers };
+      const h: Record<string, string | string[]> = { "user-agent": this.#userAgent, ...headers };
       if (new URL(current).origin !== origin) delete h.authorization;
+      const dispatcher = await this.#agent(new URL(current));
       let res: Dispatcher.ResponseData;
       try {
-        res = await request(current, { method: "GET", headers: h, dispatcher: this.#agent });
+        res = await request(current, { method: "GET", headers: h, dispatcher });
       } catch (e) {
         const u = new URL(current);
         throw unreachable(hop === 0 ? host : u.host, e, u.protocol === "https:");
@@ -72,14 +97,15 @@ export class Transport {
         return { status: res.statusCode, url: current, headers: res.headers, body: res.body };
       }
       await res.body.dump();
-      if (hop >= MAX_REDIRECTS) throw errorOf("Unavailable", `registry ${host}: more than ${MAX_REDIRECTS} redirects for ${url}`);
+      if (hop >= MAX_REDIRECTS) throw errorOf("Unavailable", `registry ${host}: more than ${MAX_REDIRECTS} redirects (a redirect loop?) for ${url}`);
       current = new URL(location, current).toString();
     }
   }
 
   /** Closes every pooled connection; the transport cannot be used afterwards. */
   async close(): Promise<void> {
-    await this.#agent.close();
+    const agents = await Promise.allSettled(this.#agents.values());
+    await Promise.all(agents.map((a) => (a.status === "fulfilled" ? a.value.close() : undefined)));
   }
 }
 

@@ -1,6 +1,6 @@
 /** `tsctr pull [--platform P] [--plain-http] REF`: fetch an image and unpack it. */
 import { Command } from "commander";
-import { contextFrom } from "../options.ts";
+import { contextFrom, warnSkipVerify } from "../options.ts";
 import { nonNegativeInteger, positiveInteger } from "../parse.ts";
 
 export function pullCommand(): Command {
@@ -14,15 +14,18 @@ export function pullCommand(): Command {
     .option("--max-layer-ratio <n>", "refuse a layer that decompresses more than n times its size (default 1100)", positiveInteger)
     .option("--unpack-workers <n>", "extraction threads (default: one per core; 0 uses the least memory)", nonNegativeInteger)
     .option("-q, --quiet", "print nothing but errors", false)
-    .action(async (ref: string, opts: { platform?: string; plainHttp: boolean; quiet: boolean; discardBlobs: boolean; maxLayerSize?: number; maxLayerRatio?: number; unpackWorkers?: number }, cmd: Command) => {
+    .option("--skip-verify", "do not verify the registry's TLS certificate (insecure)", false)
+    .option("-u, --user <user:password>", "credentials for the registry (instead of config.json's)")
+    .action(async (ref: string, opts: { platform?: string; plainHttp: boolean; quiet: boolean; skipVerify: boolean; user?: string; discardBlobs: boolean; maxLayerSize?: number; maxLayerRatio?: number; unpackWorkers?: number }, cmd: Command) => {
       const { pull } = await import("../../client/pull.ts");
       const { hostPlatform, parsePlatform } = await import("../../images/platform.ts");
       const { pullProgress } = await import("../progress.ts");
       const ctx = contextFrom(cmd);
+      if (opts.skipVerify) warnSkipVerify();
       const platform = opts.platform ? parsePlatform(opts.platform) : hostPlatform();
       const progress = pullProgress(process.stdout, opts.quiet);
       try {
-        await pull(ctx, ref, { platform, plainHttp: opts.plainHttp, discardBlobs: opts.discardBlobs,
+        await pull(ctx, ref, { platform, plainHttp: opts.plainHttp, skipVerify: opts.skipVerify, user: opts.user, discardBlobs: opts.discardBlobs,
           limits: { ...(opts.maxLayerSize ? { maxBytes: opts.maxLayerSize } : {}), ...(opts.maxLayerRatio ? { maxRatio: opts.maxLayerRatio } : {}) },
           workers: opts.unpackWorkers,
           onEvent: progress.onEvent });
