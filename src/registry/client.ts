@@ -67,6 +67,8 @@ export class RegistryClient {
   readonly #auth = new AuthCache();
   readonly #hosts: (domain: string) => Promise<RegistryHost[]>;
   readonly #hostsByDomain = new Map<string, Promise<RegistryHost[]>>();
+  /** Mirrors that could not be reached: skipped for the rest of this client's life (a pull's many requests). */
+  readonly #unreachable = new Set<string>();
   readonly #credentials: (host: string) => Credentials | undefined;
 
   constructor(opts: RegistryClientOptions = {}) {
@@ -187,10 +189,10 @@ export class RegistryClient {
   /**
    * GET <host>/v2/<path>/<sub> on the first of the registry's hosts allowed to `capability` that answers:
    * a host that is unreachable or answers 404, 429 or 5xx passes to the next; the last host's answer or
-   * error is the caller's.
+   * error is the caller's. A mirror found unreachable is not asked again by this client.
    */
   async #get(ref: Reference, sub: string, accept: string, capability: Capability): Promise<HostResponse> {
-    const hosts = (await this.#hostsFor(ref.domain)).filter((h) => h.capabilities.has(capability));
+    const hosts = (await this.#hostsFor(ref.domain)).filter((h, i, all) => h.capabilities.has(capability) && (i === all.length - 1 || !this.#unreachable.has(h.host)));
     if (hosts.length === 0) throw errorOf("FailedPrecondition", `registry ${ref.domain}: no host in its hosts.toml has the "${capability}" capability`);
     for (const [i, host] of hosts.entries()) {
       const last = i === hosts.length - 1;
@@ -200,6 +202,7 @@ export class RegistryClient {
         await res.body.dump();
       } catch (e) {
         if (last || !isKind(e, "Unavailable")) throw e;
+        if (!host.upstream) this.#unreachable.add(host.host);
       }
     }
     throw errorOf("Internal", "unreachable: the host loop returns on its last host");

@@ -56,8 +56,8 @@ class Parser {
     }
   }
 
-  #fail(detail: string): never {
-    throw errorOf("InvalidArgument", `${this.#source} line ${this.#line}: ${detail}`);
+  #fail(detail: string, line = this.#line): never {
+    throw errorOf("InvalidArgument", `${this.#source} line ${line}: ${detail}`);
   }
 
   #peek(): string | undefined {
@@ -183,6 +183,7 @@ class Parser {
   }
 
   #array(): TomlValue[] {
+    const opened = this.#line;
     this.#i++;
     const out: TomlValue[] = [];
     for (;;) {
@@ -191,11 +192,11 @@ class Parser {
         this.#i++;
         return out;
       }
-      if (this.#i >= this.#s.length) this.#fail('unterminated array: expected "]"');
+      if (this.#i >= this.#s.length) this.#fail('unterminated array: expected "]"', opened);
       out.push(this.#value());
       this.#skipBlankLines();
       if (this.#peek() === ",") this.#i++;
-      else if (this.#i >= this.#s.length) this.#fail('unterminated array: expected "]"');
+      else if (this.#i >= this.#s.length) this.#fail('unterminated array: expected "]"', opened);
       else if (this.#peek() !== "]") this.#fail('expected "," or "]" in the array');
     }
   }

@@ -7,7 +7,9 @@
  *   await reg.stop();                                  // kills it and removes its storage
  *
  * With `{ htpasswd: await htpasswdLine("user", "pw") }` it requires Basic auth; with `{ token: {...} }`
- * Bearer tokens from a token server of the test's own.
+ * Bearer tokens from a token server of the test's own. With `{ tls: {...} }` it speaks HTTPS (see
+ * certs.ts), and `{ storage: other.dir }` serves another test registry's content (push over plain HTTP to
+ * one, pull over TLS from the other).
  */
 import { Buffer } from "node:buffer";
 import { spawn } from "node:child_process";
@@ -63,12 +65,20 @@ export interface TokenAuthConfig {
   rootCertBundle: string;
 }
 
+/** HTTPS for a test registry: PEM files of its certificate and key; with `clientCAs` clients need a certificate. */
+export interface RegistryTls {
+  certificate: string;
+  key: string;
+  clientCAs?: string[];
+}
+
 /**
  * Starts docker-registry and resolves once GET /v2/ answers (200, or 401 when auth is on). `htpasswd` is
  * the content of an htpasswd file (see htpasswdLine); when given, every request needs Basic auth. `token`
- * turns on Bearer token auth instead (see TokenAuthConfig).
+ * turns on Bearer token auth instead (see TokenAuthConfig). `tls` serves HTTPS; `storage` is the `dir` of
+ * another test registry whose content this one serves.
  */
-export async function startRegistry(opts: { htpasswd?: string; token?: TokenAuthConfig } = {}): Promise<TestRegistry> {
+export async function startRegistry(opts: { htpasswd?: string; token?: TokenAuthConfig; tls?: RegistryTls; storage?: string } = {}): Promise<TestRegistry> {
   const dir = await mkdtemp(join(tmpdir(), "tsctr-registry-"));
   for (let attempt = 0; ; attempt++) {
     const port = await freePort();
@@ -80,12 +90,16 @@ export async function startRegistry(opts: { htpasswd?: string; token?: TokenAuth
       "    disabled: true",
       "storage:",
       "  filesystem:",
-      `    rootdirectory: ${join(dir, "data")}`,
+      `    rootdirectory: ${join(opts.storage ?? dir, "data")}`,
       "  delete:",
       "    enabled: true",
       "http:",
       `  addr: 127.0.0.1:${port}`,
     ];
+    if (opts.tls !== undefined) {
+      lines.push("  tls:", `    certificate: ${opts.tls.certificate}`, `    key: ${opts.tls.key}`);
+      if (opts.tls.clientCAs?.length) lines.push("    clientcas:", ...opts.tls.clientCAs.map((c) => `      - ${c}`));
+    }
     if (opts.htpasswd !== undefined) {
       await writeFile(join(dir, "htpasswd"), opts.htpasswd);
       lines.push("auth:", "  htpasswd:", "    realm: tsctr-test", `    path: ${join(dir, "htpasswd")}`);
@@ -103,7 +117,7 @@ export async function startRegistry(opts: { htpasswd?: string; token?: TokenAuth
     }
     await writeFile(join(dir, "config.yml"), lines.join("\n") + "\n");
     try {
-      return await launch(dir, `127.0.0.1:${port}`);
+      return await launch(dir, `127.0.0.1:${port}`, opts.tls !== undefined);
     } catch (e) {
       if (attempt >= 2) {
         await rm(dir, { recursive: true, force: true });
@@ -113,7 +127,7 @@ export async function startRegistry(opts: { htpasswd?: string; token?: TokenAuth
   }
 }
 
-async function launch(dir: string, host: string): Promise<TestRegistry> {
+async function launch(dir: string, host: string, tls: boolean): Promise<TestRegistry> {
   const child = spawn(REGISTRY_BIN, ["serve", join(dir, "config.yml")], { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   child.stderr.on("data", (b: Buffer) => {
@@ -146,7 +160,8 @@ async function launch(dir: string, host: string): Promise<TestRegistry> {
     try {
       const res = await fetch(`http://${host}/v2/`);
       await res.arrayBuffer();
-      if (res.status === 200 || res.status === 401) {
+      // An HTTPS registry answers a plain HTTP request with 400 ("client sent an HTTP request to an HTTPS server").
+      if (res.status === 200 || res.status === 401 || (tls && res.status === 400)) {
         child.stderr.removeAllListeners("data");
         child.stderr.resume();
         return { host, dir, stop: () => stop(true) };

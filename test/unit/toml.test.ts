@@ -47,6 +47,7 @@ test("parseToml errors name the source and the line", () => {
     ["a = 1\n[a]", /line 2: key "a" already holds a value/],
     ['\n\na = "open', /^f\.toml line 3: unterminated string$/],
     ["a = [1, 2", /unterminated array/],
+    ['\na = [\n  "x",\n', /^f\.toml line 2: unterminated array: expected "\]"$/],
     ["a = {x = 1}", /inline tables/],
     ["[[x]]", /arrays of tables/],
     ["a = 1.5", /unsupported value "1\.5"/],
