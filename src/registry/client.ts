@@ -12,7 +12,7 @@
  *   await client.close();
  */
 import { errorOf, isKind } from "../errdefs/mod.ts";
-import type { TsctrError } from "../errdefs/mod.ts";
+import { TsctrError } from "../errdefs/mod.ts";
 import { digestOf, isDigest, verifyBytes } from "../digest/mod.ts";
 import type { Descriptor } from "../images/types.ts";
 import { MediaTypes } from "../images/types.ts";
@@ -50,10 +50,12 @@ export interface RegistryClientOptions {
   userAgent?: string;
 }
 
-/** A response from one of the registry's hosts, and which host answered. */
+/** A response from one of the registry's hosts, which host answered, and what the mirrors before it did. */
 interface HostResponse {
   res: HttpResponse;
   host: RegistryHost;
+  /** "host answered 404", "host: connection refused"… for each mirror passed over. */
+  passed: string[];
 }
 
 export interface Resolved {
@@ -84,9 +86,9 @@ export class RegistryClient {
    * media type (else NotImplemented). A missing image is NotFound "image not found: <ref>".
    */
   async resolve(ref: Reference): Promise<Resolved> {
-    const { res, host: from } = await this.#get(ref, `manifests/${ref.locator}`, MANIFEST_ACCEPT, "resolve");
+    const { res, host: from, passed } = await this.#get(ref, `manifests/${ref.locator}`, MANIFEST_ACCEPT, "resolve");
     const apiHost = from.host;
-    if (res.status !== 200) throw await this.#failure(res, ref, from, `manifest ${ref}`, `image not found: ${ref}`);
+    if (res.status !== 200) throw await this.#failure(res, ref, from, `manifest ${ref}`, `image not found: ${ref}`, passed);
     const length = Number(header(res, "content-length"));
     const tooBig = () => errorOf("ResourceExhausted", `manifest ${ref}: larger than the ${MAX_MANIFEST_SIZE} byte limit`);
     if (length > MAX_MANIFEST_SIZE) {
@@ -119,9 +121,9 @@ export class RegistryClient {
     const isManifest = isManifestType(desc.mediaType) || isIndexType(desc.mediaType);
     const what = `${isManifest ? "manifest" : "blob"} ${desc.digest} of ${ref.name}`;
     if (desc.size > MAX_MANIFEST_SIZE) throw errorOf("ResourceExhausted", `${what}: ${desc.size} bytes is over the ${MAX_MANIFEST_SIZE} byte limit`);
-    const { res, host: from } = isManifest ? await this.#get(ref, `manifests/${desc.digest}`, MANIFEST_ACCEPT, "pull") : await this.#get(ref, `blobs/${desc.digest}`, "*/*", "pull");
+    const { res, host: from, passed } = isManifest ? await this.#get(ref, `manifests/${desc.digest}`, MANIFEST_ACCEPT, "pull") : await this.#get(ref, `blobs/${desc.digest}`, "*/*", "pull");
     const notFound = isManifest ? `image not found: ${ref.name}@${desc.digest}` : `blob ${desc.digest} not found in ${ref.name}`;
-    if (res.status !== 200) throw await this.#failure(res, ref, from, what, notFound);
+    if (res.status !== 200) throw await this.#failure(res, ref, from, what, notFound, passed);
     const bytes = await readCapped(res.body, desc.size, () => errorOf("DataLoss", `${what}: larger than the expected ${desc.size} bytes`), from.host);
     await verifyBytes(bytes, desc, what);
     return bytes;
@@ -134,8 +136,8 @@ export class RegistryClient {
    */
   async fetchBlob(ref: Reference, desc: Descriptor): Promise<ReadableStream<Uint8Array>> {
     const what = `blob ${desc.digest} of ${ref.name}`;
-    const { res, host: from } = await this.#get(ref, `blobs/${desc.digest}`, "*/*", "pull");
-    if (res.status !== 200) throw await this.#failure(res, ref, from, what, `blob ${desc.digest} not found in ${ref.name}`);
+    const { res, host: from, passed } = await this.#get(ref, `blobs/${desc.digest}`, "*/*", "pull");
+    if (res.status !== 200) throw await this.#failure(res, ref, from, what, `blob ${desc.digest} not found in ${ref.name}`, passed);
     const length = header(res, "content-length");
     if (length !== undefined && Number(length) !== desc.size) {
       discard(res.body);
@@ -189,28 +191,35 @@ export class RegistryClient {
   /**
    * GET <host>/v2/<path>/<sub> on the first of the registry's hosts allowed to `capability` that answers:
    * a host that is unreachable or answers 404, 429 or 5xx passes to the next; the last host's answer or
-   * error is the caller's. A mirror found unreachable is not asked again by this client.
+   * error is the caller's, and its message then says what the mirrors did. A mirror found unreachable is
+   * not asked again by this client.
    */
   async #get(ref: Reference, sub: string, accept: string, capability: Capability): Promise<HostResponse> {
     const hosts = (await this.#hostsFor(ref.domain)).filter((h, i, all) => h.capabilities.has(capability) && (i === all.length - 1 || !this.#unreachable.has(h.host)));
     if (hosts.length === 0) throw errorOf("FailedPrecondition", `registry ${ref.domain}: no host in its hosts.toml has the "${capability}" capability`);
+    const passed: string[] = [];
     for (const [i, host] of hosts.entries()) {
       const last = i === hosts.length - 1;
       try {
         const res = await this.#getFrom(host, ref, sub, accept);
-        if (last || !(res.status === 404 || res.status === 429 || res.status >= 500)) return { res, host };
+        if (last || !(res.status === 404 || res.status === 429 || res.status >= 500)) return { res, host, passed };
         await res.body.dump();
+        passed.push(`${host.host} answered ${res.status}`);
       } catch (e) {
+        if (last && e instanceof TsctrError && passed.length) throw errorOf(e.kind, `${e.message}${passedNote(passed)}`, e.cause);
         if (last || !isKind(e, "Unavailable")) throw e;
         if (!host.upstream) this.#unreachable.add(host.host);
+        passed.push((e as Error).message.replace(/^cannot reach registry /, ""));
       }
     }
     throw errorOf("Internal", "unreachable: the host loop returns on its last host");
   }
 
-  /** One host: the cached Authorization first, then one round of the host's challenge. */
-  async #getFrom(host: RegistryHost, ref: Reference, sub: string, accept: string): Promise<HttpResponse> {
-    const scope = pullScope(ref.path);
+  /**
+   * One host: the cached Authorization for `scope` first, then one round of the host's challenge. Push
+   * passes a push scope (repositoryScope in auth.ts), plus the source repository's pull scope to mount.
+   */
+  async #getFrom(host: RegistryHost, ref: Reference, sub: string, accept: string, scope = pullScope(ref.path)): Promise<HttpResponse> {
     const url = `${host.scheme}://${host.host}${host.path}/${ref.path}/${sub}`;
     let authorization = this.#auth.get(host.host, scope);
     for (let attempt = 0; ; attempt++) {
@@ -221,7 +230,7 @@ export class RegistryClient {
       this.#auth.delete(host.host, scope);
       const challenges = parseChallenges(headerAll(res, "www-authenticate"));
       await res.body.dump();
-      authorization = await this.#authorize(host, ref, challenges);
+      authorization = await this.#authorize(host, ref, challenges, scope);
     }
   }
 
@@ -231,8 +240,7 @@ export class RegistryClient {
   }
 
   /** Answers a 401 challenge: Bearer token (anonymous or with credentials) or Basic credentials. */
-  async #authorize(host: RegistryHost, ref: Reference, challenges: ReturnType<typeof parseChallenges>): Promise<string> {
-    const scope = pullScope(ref.path);
+  async #authorize(host: RegistryHost, ref: Reference, challenges: ReturnType<typeof parseChallenges>, scope: string): Promise<string> {
     const creds = this.#credentialsFor(host, ref);
     const bearer = challenges.find((c) => c.scheme === "bearer");
     if (bearer) {
@@ -249,13 +257,19 @@ export class RegistryClient {
     throw errorOf("Unauthorized", `registry ${host.host} refused access to ${ref.name} without a supported auth challenge`);
   }
 
-  async #failure(res: HttpResponse, ref: Reference, host: RegistryHost, what: string, notFound: string): Promise<TsctrError> {
+  async #failure(res: HttpResponse, ref: Reference, host: RegistryHost, what: string, notFound: string, passed: string[]): Promise<TsctrError> {
     const body = await readErrorBody(res.body);
     if (res.status === 401 && this.#credentialsFor(host, ref)) {
-      return errorOf("Unauthorized", `registry ${host.host} refused the credentials for ${ref.name}`);
+      return errorOf("Unauthorized", `registry ${host.host} refused the credentials for ${ref.name}${passedNote(passed)}`);
     }
-    return httpError(host.host, res.status, what, notFound, body);
+    const err = httpError(host.host, res.status, what, notFound, body);
+    return passed.length ? errorOf(err.kind, `${err.message}${passedNote(passed)}`) : err;
   }
+}
+
+/** " (mirrors before it: a answered 404; b: connection refused)", or "" when no mirror was passed over. */
+function passedNote(passed: readonly string[]): string {
+  return passed.length ? ` (mirrors before it: ${passed.join("; ")})` : "";
 }
 
 /** True when a manifest answer is an HTML page (a proxy's or captive portal's), judged by type or first byte. */

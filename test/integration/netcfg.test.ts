@@ -17,7 +17,8 @@ import { freePort, htpasswdLine, startRegistry } from "../helpers/registry.ts";
 import type { TestRegistry } from "../helpers/registry.ts";
 import { makePki } from "../helpers/certs.ts";
 import { layerFromFiles, pushBusyboxImage, pushImage } from "../helpers/oci_builder.ts";
-import { makeTsctr } from "../helpers/tsctr.ts";
+import { spawn } from "node:child_process";
+import { DENO_SOURCE, NODE_SOURCE, makeTsctr } from "../helpers/tsctr.ts";
 import type { Tsctr } from "../helpers/tsctr.ts";
 import { RegistryClient, parseReference } from "../../src/registry/mod.ts";
 import { isKind } from "../../src/errdefs/mod.ts";
@@ -35,9 +36,9 @@ async function hostsDir(files: Record<string, string>): Promise<string> {
   return dir;
 }
 
-/** Runs `fn` with a fresh tsctr (own --root/--state) and removes everything afterwards. */
-async function withTsctr(fn: (tsctr: Tsctr) => Promise<void>): Promise<void> {
-  const tsctr = await makeTsctr();
+/** Runs `fn` with a fresh tsctr (own --root/--state; from source on Node unless `command`) and removes everything afterwards. */
+async function withTsctr(fn: (tsctr: Tsctr) => Promise<void>, command = NODE_SOURCE): Promise<void> {
+  const tsctr = await makeTsctr(command);
   try {
     await fn(tsctr);
   } finally {
@@ -91,6 +92,19 @@ test("hosts.toml mirrors for docker.io", async (t) => {
         }
       }));
 
+    await t.test("when every host fails, the error names the upstream's failure and what each mirror did", () =>
+      withTsctr(async (tsctr) => {
+        const [down, server] = [`127.0.0.1:${await freePort()}`, `127.0.0.1:${await freePort()}`];
+        const dir = await hostsDir({ "docker.io/hosts.toml": `server = "http://${server}"\n[host."http://${down}"]\n[host."http://${empty.host}"]\n` });
+        try {
+          const r = await tsctr(["--hosts-dir", dir, "pull", ...PLATFORM, "-q", "busybox"]);
+          assertExit(r, 14, "pull with every host failing");
+          assert.equal(r.stderr, `tsctr: cannot reach registry ${server}: connection refused (mirrors before it: ${down}: connection refused; ${empty.host} answered 404)\n`);
+        } finally {
+          await rm(dir, { recursive: true, force: true });
+        }
+      }));
+
     await t.test("a mirror only for pull is not asked to resolve a tag; a malformed hosts.toml names file and line", () =>
       withTsctr(async (tsctr) => {
         const dir = await hostsDir({
@@ -122,6 +136,7 @@ test("HTTPS registries: CA and client certificates from hosts.toml, --skip-verif
   let mtls: TestRegistry | undefined;
   try {
     await pushBusyboxImage(plain.host, "busybox", "1", "amd64");
+    await pushBusyboxImage(plain.host, "library/busybox", "1", "amd64");
     tls = await startRegistry({ storage: plain.dir, tls: { certificate: pki.serverCert, key: pki.serverKey } });
     mtls = await startRegistry({ storage: plain.dir, tls: { certificate: pki.serverCert, key: pki.serverKey, clientCAs: [pki.clientCa] } });
     const tlsHost = tls.host;
@@ -166,6 +181,16 @@ test("HTTPS registries: CA and client certificates from hosts.toml, --skip-verif
           await rm(withCert, { recursive: true, force: true });
         }
       }));
+
+    await t.test("on Deno too: a mirror of docker.io with a CA and a client certificate", () =>
+      withTsctr(async (tsctr) => {
+        const dir = await hostsDir({ "docker.io/hosts.toml": `[host."https://${mtlsHost}"]\n  ca = "${pki.ca}"\n  client = [["${pki.clientCert}", "${pki.clientKey}"]]\n` });
+        try {
+          assertExit(await tsctr(["--hosts-dir", dir, "pull", ...PLATFORM, "-q", "docker.io/busybox:1"]), 0, "pull on Deno through an mTLS mirror");
+        } finally {
+          await rm(dir, { recursive: true, force: true });
+        }
+      }, DENO_SOURCE));
 
     await t.test("a missing CA file is InvalidArgument naming it", () =>
       withTsctr(async (tsctr) => {
@@ -221,6 +246,33 @@ test("login and logout with Docker's config.json (htpasswd registry)", async (t)
         const denied = await tsctr(["pull", "--plain-http", ...PLATFORM, "-q", `${reg.host}/private/app:1`], { env });
         assertExit(denied, 15, "pull after logout");
       }));
+
+    await t.test("without --password-stdin the password is asked on the terminal, without echo", async () => {
+      const base = await mkdtemp(join(tmpdir(), "tsctr-netcfg-tty-"));
+      const ttyCfg = join(base, "docker");
+      try {
+        const cmd = [...NODE_SOURCE, "--root", join(base, "root"), "--state", join(base, "state"), "login", "--plain-http", "-u", "alice", reg.host].join(" ");
+        // script(1) runs the command on a new pseudo-terminal; the password is typed once the prompt shows.
+        const child = spawn("script", ["-qec", cmd, "/dev/null"], { env: { ...process.env, DOCKER_CONFIG: ttyCfg }, stdio: ["pipe", "pipe", "pipe"] });
+        let screen = "";
+        let typed = false;
+        child.stdout.on("data", (b: Buffer) => {
+          screen += b.toString();
+          if (!typed && screen.includes("Password: ")) {
+            typed = true;
+            child.stdin.write("s3cret-pw\r");
+          }
+        });
+        const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+        assert.equal(code, 0, screen);
+        assert.match(screen, /Password: /);
+        assert.match(screen, /Login succeeded/);
+        assert.ok(!screen.includes("s3cret-pw"), `the password was echoed: ${JSON.stringify(screen)}`);
+        assert.equal(JSON.parse(await readFile(join(ttyCfg, "config.json"), "utf8")).auths[reg.host].auth, Buffer.from("alice:s3cret-pw").toString("base64"));
+      } finally {
+        await rm(base, { recursive: true, force: true });
+      }
+    });
 
     await t.test("--user on pull overrides config.json; a wrong one never shows in --debug output", () =>
       withTsctr(async (tsctr) => {
