@@ -300,25 +300,37 @@ async function rejectsKind(p: Promise<unknown>, kind: ErrorKind, re: RegExp): Pr
  * A registry front with Bearer auth (token "good-token" for dave:pa55word from /token) and misbehaving
  * repositories: `loop` redirects to itself, `html` answers a web page, `endless` a manifest that never
  * ends; repositories `tok500`, `tokjson` and `toknone` name token endpoints that fail in those ways.
+ * Repositories `ok`, `short` and `old` serve a small manifest; their tokens live 300 s, 1 s, or were issued
+ * two minutes ago for 60 s. `tokenRequests` counts token requests by endpoint.
  */
-async function startFront(): Promise<{ host: string; close(): Promise<void> }> {
+async function startFront(): Promise<{ host: string; tokenRequests: Map<string, number>; close(): Promise<void> }> {
   const good = `Basic ${Buffer.from("dave:pa55word").toString("base64")}`;
+  const manifest = JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json", config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: `sha256:${"0".repeat(64)}`, size: 2 }, layers: [] });
+  const lifetimes: Record<string, { expires_in: number; issued_at: string }> = {
+    "/token": { expires_in: 300, issued_at: new Date().toISOString() },
+    "/tokenshort": { expires_in: 1, issued_at: "" },
+    "/tokenold": { expires_in: 60, issued_at: new Date(Date.now() - 120_000).toISOString() },
+  };
+  const tokenRequests = new Map<string, number>();
   let host = "";
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? "/", `http://${host}`);
-    if (url.pathname === "/token") {
+    const life = lifetimes[url.pathname];
+    if (life) {
+      tokenRequests.set(url.pathname, (tokenRequests.get(url.pathname) ?? 0) + 1);
       if (req.headers.authorization !== undefined && req.headers.authorization !== good) return res.writeHead(401).end();
-      return res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ token: "good-token", expires_in: 300, issued_at: new Date().toISOString() }));
+      return res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ token: "good-token", ...life, issued_at: life.issued_at || new Date().toISOString() }));
     }
     if (url.pathname === "/token500") return res.writeHead(500).end("down");
     if (url.pathname === "/tokjson") return res.writeHead(200, { "content-type": "application/json" }).end("{not json");
     if (url.pathname === "/toknone") return res.writeHead(200, { "content-type": "application/json" }).end("{}");
     const repo = /^\/v2\/([^/]+)\//.exec(url.pathname)?.[1] ?? "";
     if (req.headers.authorization !== "Bearer good-token") {
-      const realm = { tok500: "/token500", tokjson: "/tokjson", toknone: "/toknone" }[repo] ?? "/token";
+      const realm = { tok500: "/token500", tokjson: "/tokjson", toknone: "/toknone", short: "/tokenshort", old: "/tokenold" }[repo] ?? "/token";
       return res.writeHead(401, { "www-authenticate": `Bearer realm="http://${host}${realm}",service="front"` }).end();
     }
     if (url.pathname === "/v2/") return res.writeHead(200).end("{}");
+    if (["ok", "short", "old"].includes(repo)) return res.writeHead(200, { "content-type": "application/vnd.oci.image.manifest.v1+json" }).end(manifest);
     if (repo === "loop") return res.writeHead(302, { location: url.pathname }).end();
     if (repo === "html") return res.writeHead(200, { "content-type": "text/html" }).end("<!doctype html><html><body>Please log in to the Wi-Fi</body></html>");
     if (repo === "endless") {
@@ -336,7 +348,7 @@ async function startFront(): Promise<{ host: string; close(): Promise<void> }> {
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const addr = server.address();
   host = `127.0.0.1:${typeof addr === "object" && addr ? addr.port : 0}`;
-  return { host, close: () => new Promise<void>((resolve) => (server.closeAllConnections(), server.close(() => resolve()))) };
+  return { host, tokenRequests, close: () => new Promise<void>((resolve) => (server.closeAllConnections(), server.close(() => resolve()))) };
 }
 
 test("bad answers: redirect loops, HTML, endless manifests, failing token services; Bearer login", async (t) => {
@@ -344,6 +356,22 @@ test("bad answers: redirect loops, HTML, endless manifests, failing token servic
   const client = new RegistryClient({ plainHttp: true, credentials: () => ({ username: "dave", password: "pa55word" }) });
   const ref = (repo: string) => parseReference(`${front.host}/${repo}:1`);
   try {
+    await t.test("a Bearer token is reused until expires_in (counted from issued_at) runs out", async () => {
+      const twice = async (repo: string, pauseMs = 0) => {
+        await client.resolve(ref(repo));
+        await new Promise((r) => setTimeout(r, pauseMs));
+        await client.resolve(ref(repo));
+      };
+      await twice("ok");
+      assert.equal(front.tokenRequests.get("/token"), 1, "a 300 s token serves both requests");
+      await twice("short");
+      assert.equal(front.tokenRequests.get("/tokenshort"), 1, "a 1 s token serves a request right after");
+      await twice("short", 1100);
+      assert.equal(front.tokenRequests.get("/tokenshort"), 2, "and is fetched again once expired");
+      await twice("old");
+      assert.equal(front.tokenRequests.get("/tokenold"), 2, "a token issued 2 min ago for 60 s is already expired");
+    });
+
     await t.test("a redirect loop stops after 10 hops with an error naming the registry", () =>
       rejectsKind(client.resolve(ref("loop")), "Unavailable", new RegExp(`^registry ${front.host}: more than 10 redirects \\(a redirect loop\\?\\)`)));
 
