@@ -1,4 +1,5 @@
 /** Reading secrets for `login`: from standard input (--password-stdin) or typed at the terminal without echo. */
+import { Buffer } from "node:buffer";
 import process from "node:process";
 import { errorOf } from "../errdefs/mod.ts";
 

@@ -5,8 +5,8 @@
 import process from "node:process";
 import type { Context } from "./context.ts";
 import { errorOf } from "../errdefs/mod.ts";
-import type { Credentials } from "../registry/auth.ts";
-import { dockerConfigPath, normalizeRegistry, storeCredentials } from "../registry/docker_config.ts";
+import { dockerConfigPath, normalizeRegistry, storeCredentials } from "../registry/mod.ts";
+import type { Credentials } from "../registry/mod.ts";
 import { openRegistry } from "./registry.ts";
 
 export interface LoginOptions {

@@ -9,10 +9,8 @@
 import process from "node:process";
 import type { Context } from "./context.ts";
 import { errorOf } from "../errdefs/mod.ts";
-import { RegistryClient } from "../registry/client.ts";
-import type { Credentials } from "../registry/auth.ts";
-import { dockerConfigPath, normalizeRegistry, readCredentials } from "../registry/docker_config.ts";
-import { registryHosts } from "../registry/hosts.ts";
+import { RegistryClient, dockerConfigPath, normalizeRegistry, readCredentials, registryHosts } from "../registry/mod.ts";
+import type { Credentials } from "../registry/mod.ts";
 
 export interface RegistryOptions {
   /** The registry itself speaks http:// (hosts from hosts.toml keep their own scheme). */

@@ -180,7 +180,7 @@ export class RegistryClient {
     let hosts = this.#hostsByDomain.get(domain);
     if (!hosts) {
       hosts = this.#hosts(domain).then((list) => {
-        for (const h of list) if (h.scheme === "https") this.#transport.useTls(h.host, h.tls);
+        for (const h of list) if (h.scheme === "https" && hasOwnTls(h)) this.#transport.useTls(h.host, h.tls);
         return list;
       });
       this.#hostsByDomain.set(domain, hosts);
@@ -265,6 +265,11 @@ export class RegistryClient {
     const err = httpError(host.host, res.status, what, notFound, body);
     return passed.length ? errorOf(err.kind, `${err.message}${passedNote(passed)}`) : err;
   }
+}
+
+/** True when a host's TLS differs from the default (verified against the trusted roots, no client certificate). */
+function hasOwnTls(h: RegistryHost): boolean {
+  return h.tls.skipVerify || h.tls.ca.length > 0 || h.tls.clients.length > 0;
 }
 
 /** " (mirrors before it: a answered 404; b: connection refused)", or "" when no mirror was passed over. */

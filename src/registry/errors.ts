@@ -30,7 +30,8 @@ const REASONS: Record<string, string> = {
   ERR_TLS_CERT_ALTNAME_INVALID: "TLS certificate does not match the host name",
 };
 
-function errCode(err: unknown): string | undefined {
+/** The system or library error code of `err` or of its cause ("ECONNREFUSED", "CERT_HAS_EXPIRED"…). */
+export function errorCode(err: unknown): string | undefined {
   const e = err as { code?: unknown; cause?: { code?: unknown }; errors?: { code?: unknown }[] } | undefined;
   for (const c of [e?.code, e?.cause?.code, e?.errors?.[0]?.code]) if (typeof c === "string") return c;
   return undefined;
@@ -43,7 +44,7 @@ function errCode(err: unknown): string | undefined {
  */
 export function unreachable(host: string, err: unknown, tls = false): TsctrError {
   if (err instanceof TsctrError) return err;
-  const code = errCode(err);
+  const code = errorCode(err);
   if (tls && code === "UNKNOWN") return errorOf("Unavailable", `cannot reach registry ${host}: ${TLS_FAILED}`, err);
   const reason = (code && REASONS[code]) ?? code ?? ((err as Error)?.message || String(err)).split("\n")[0];
   return errorOf("Unavailable", `cannot reach registry ${host}: ${reason}`, err);

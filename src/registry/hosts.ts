@@ -138,7 +138,7 @@ export function parseHostsFile(text: string, file: string, upstream: RegistryHos
     if (!isTable(t)) fail(`host "${url}" must be a table`);
     out.push(hostOf(url, t, false, `host."${url}"`));
   }
-  const server = doc.server ?? doc.upstream;
+  const server = doc.server;
   if (server !== undefined && typeof server !== "string") fail('"server" must be a string URL');
   if (server !== undefined) out.push(hostOf(server, doc, true, "server"));
   else if (["capabilities", "ca", "client", "skip_verify", "header"].some((k) => k in doc)) out.push(hostOf(`${upstream.scheme}://${upstream.host}`, doc, true, "server"));
@@ -179,7 +179,8 @@ function clientCerts(v: TomlValue | undefined, where: string, fail: Fail): { cer
   if (v.length === 2 && v.every((x) => typeof x === "string") && /\.key$/i.test(v[1] as string)) return [{ cert: v[0] as string, key: v[1] as string }];
   return v.map((x) => {
     if (typeof x === "string") return { cert: x };
-    if (Array.isArray(x) && x.length >= 1 && x.length <= 2 && x.every((y) => typeof y === "string")) return { cert: x[0] as string, key: x[1] as string | undefined };
+    // ["client.pem", ""]: containerd's way of saying the key is in the certificate's file.
+    if (Array.isArray(x) && x.length >= 1 && x.length <= 2 && x.every((y) => typeof y === "string")) return { cert: x[0] as string, key: (x[1] as string | undefined) || undefined };
     return fail(`${where}: each entry must be a path or a [cert, key] pair`);
   });
 }

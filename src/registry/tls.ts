@@ -1,6 +1,7 @@
 /**
  * TLS settings for undici's connector: the trusted roots (Node's bundled CAs, the system's, and a host's
- * extra CA files), client certificates, and skip_verify. A secure context is built once per host and
+ * extra CA files), client certificates, and skip_verify. Only hosts with settings of their own, or whose
+ * certificate Node's bundled roots cannot verify, come here (see Transport). A secure context is built once per host and
  * reused for every connection (building one costs tens of milliseconds); the same material is passed as
  * plain options too, for runtimes whose node:tls ignores `secureContext` (Deno).
  */

@@ -7,7 +7,7 @@ import { Agent, request } from "undici";
 import type { Dispatcher } from "undici";
 import { errorOf } from "../errdefs/mod.ts";
 import type { TsctrError } from "../errdefs/mod.ts";
-import { unreachable } from "./errors.ts";
+import { errorCode, unreachable } from "./errors.ts";
 import type { HostTls } from "./hosts.ts";
 import { connectTls } from "./tls.ts";
 
@@ -42,6 +42,8 @@ export function headerAll(res: HttpResponse, name: string): string[] {
   return v === undefined ? [] : Array.isArray(v) ? v : [v];
 }
 
+/** Certificate verification failures that a CA in the system's store (not Node's bundle) may resolve. */
+const UNKNOWN_ISSUER = new Set(["UNABLE_TO_GET_ISSUER_CERT_LOCALLY", "UNABLE_TO_VERIFY_LEAF_SIGNATURE", "SELF_SIGNED_CERT_IN_CHAIN", "DEPTH_ZERO_SELF_SIGNED_CERT"]);
 const NO_TLS: HostTls = { skipVerify: false, ca: [], clients: [] };
 const AGENT_OPTIONS = { connectTimeout: 30_000, headersTimeout: 60_000, bodyTimeout: 300_000, keepAliveTimeout: 4_000 };
 
@@ -61,16 +63,32 @@ export class Transport {
     if (!this.#tls.has(host)) this.#tls.set(host, tls);
   }
 
-  /** The Agent for `u`, created on first use (https roots and certificates are loaded only then). */
-  #agent(u: URL): Promise<Agent> {
+  /**
+   * The Agent for `u`, created on first use. Hosts without TLS settings of their own verify with Node's
+   * bundled roots (free), or with `systemRoots` with those and the system's store too (loading it costs
+   * 0.1–0.7 s, so only after the bundled roots did not know a certificate's issuer).
+   */
+  #agent(u: URL, systemRoots = false): Promise<Agent> {
     const own = this.#tls.get(u.host);
-    const key = u.protocol !== "https:" ? "http" : own ? `https://${u.host}` : "https";
+    const key = u.protocol !== "https:" ? "http" : own ? `https://${u.host}` : systemRoots ? "https+system" : "https";
     let agent = this.#agents.get(key);
     if (!agent) {
-      agent = key === "http" ? Promise.resolve(new Agent(AGENT_OPTIONS)) : connectTls(own ?? NO_TLS, u.host).then((connect) => new Agent({ ...AGENT_OPTIONS, connect }));
+      const tls = own ?? (systemRoots ? NO_TLS : undefined);
+      agent = tls ? connectTls(tls, u.host).then((connect) => new Agent({ ...AGENT_OPTIONS, connect })) : Promise.resolve(new Agent(AGENT_OPTIONS));
       this.#agents.set(key, agent);
     }
     return agent;
+  }
+
+  /** One request; retried once with the system's roots when Node's bundled ones do not know the issuer. */
+  async #request(url: string, headers: Record<string, string | string[]>): Promise<Dispatcher.ResponseData> {
+    const u = new URL(url);
+    try {
+      return await request(url, { method: "GET", headers, dispatcher: await this.#agent(u) });
+    } catch (e) {
+      if (u.protocol !== "https:" || this.#tls.has(u.host) || !UNKNOWN_ISSUER.has(errorCode(e) ?? "")) throw e;
+      return await request(url, { method: "GET", headers, dispatcher: await this.#agent(u, true) });
+    }
   }
 
   /**
@@ -84,10 +102,9 @@ export class Transport {
     for (let hop = 0; ; hop++) {
       const h: Record<string, string | string[]> = { "user-agent": this.#userAgent, ...headers };
       if (new URL(current).origin !== origin) delete h.authorization;
-      const dispatcher = await this.#agent(new URL(current));
       let res: Dispatcher.ResponseData;
       try {
-        res = await request(current, { method: "GET", headers: h, dispatcher });
+        res = await this.#request(current, h);
       } catch (e) {
         const u = new URL(current);
         throw unreachable(hop === 0 ? host : u.host, e, u.protocol === "https:");

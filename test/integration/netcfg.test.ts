@@ -149,6 +149,12 @@ test("HTTPS registries: CA and client certificates from hosts.toml, --skip-verif
         assert.match(r.stderr, new RegExp(`^tsctr: cannot reach registry ${tlsHost}: TLS certificate`));
       }));
 
+    await t.test("a CA in the system's store (SSL_CERT_FILE here) is trusted without any configuration", () =>
+      withTsctr(async (tsctr) => {
+        const r = await tsctr(["pull", ...PLATFORM, "-q", `${tlsHost}/busybox:1`], { env: { ...process.env, SSL_CERT_FILE: pki.ca } });
+        assertExit(r, 0, "pull with the CA in the system store");
+      }));
+
     await t.test("the CA named in hosts.toml (a path relative to the file) is trusted", () =>
       withTsctr(async (tsctr) => {
         const dir = await hostsDir({ [`${tlsHost}/hosts.toml`]: `server = "https://${tlsHost}"\nca = "ca.pem"\n`, [`${tlsHost}/ca.pem`]: await readFile(pki.ca, "utf8") });

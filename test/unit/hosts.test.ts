@@ -41,7 +41,7 @@ test("hosts.toml: mirrors in file order, then the server; capabilities, TLS file
       '    X-Site = ["edge-7", "b"]',
       '[host."https://other/custom/path"]',
       "  override_path = true",
-      '  client = "both.pem"',
+      '  client = ["both.pem", ["key-inside.pem", ""]]',
     ].join("\n"));
     const hosts = await registryHosts("docker.io", { hostsDir: dir });
     assert.deepEqual(hosts.map((h) => `${h.scheme}://${h.host}${h.path} ${[...h.capabilities].join(",")} ${h.upstream}`), [
@@ -52,7 +52,7 @@ test("hosts.toml: mirrors in file order, then the server; capabilities, TLS file
     ]);
     assert.deepEqual(hosts[1]!.tls, { skipVerify: true, ca: [join(dir, "docker.io", "site-ca.pem")], clients: [{ cert: "/etc/c.crt", key: join(dir, "docker.io", "c.key") }] });
     assert.deepEqual(hosts[1]!.headers, { "x-site": ["edge-7", "b"] });
-    assert.deepEqual(hosts[2]!.tls.clients, [{ cert: join(dir, "docker.io", "both.pem"), key: undefined }]);
+    assert.deepEqual(hosts[2]!.tls.clients, [{ cert: join(dir, "docker.io", "both.pem"), key: undefined }, { cert: join(dir, "docker.io", "key-inside.pem"), key: undefined }]);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
