@@ -11,8 +11,7 @@
  *   const layer = await client.fetchBlob(ref, manifest.layers[0]); // ReadableStream<Uint8Array>
  *   await client.close();
  */
-import { errorOf, isKind } from "../errdefs/mod.ts";
-import { TsctrError } from "../errdefs/mod.ts";
+import { errorOf, isKind, TsctrError } from "../errdefs/mod.ts";
 import { digestOf, isDigest, verifyBytes } from "../digest/mod.ts";
 import type { Descriptor } from "../images/types.ts";
 import { MediaTypes } from "../images/types.ts";
