@@ -8,6 +8,7 @@ import { pullCommand } from "./commands/pull.ts";
 import { imagesCommand } from "./commands/images.ts";
 import { runCommand } from "./commands/run.ts";
 import { containersCommand } from "./commands/containers.ts";
+import { pushCommand } from "./commands/push.ts";
 
 /** Builds the commander program with ctr-like global options. */
 export function buildProgram(): Command {
@@ -32,5 +33,6 @@ export function buildProgram(): Command {
   program.addCommand(imagesCommand());
   program.addCommand(runCommand());
   program.addCommand(containersCommand());
+  program.addCommand(pushCommand());
   return program;
 }

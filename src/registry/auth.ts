@@ -82,7 +82,17 @@ export function pullScope(path: string): string {
 }
 
 /**
- * Gets a Bearer token for `scope` from the challenge's realm (GET realm?service=…&scope=…), sending Basic
+ * The scopes that grant pushing to repository `path`, and pulling from `from` for a cross-repository mount:
+ * "repository:a:pull,push" or "repository:a:pull,push repository:b:pull" (one token for both).
+ */
+export function pushScope(path: string, from?: string): string {
+  const own = `repository:${path}:pull,push`;
+  return from && from !== path ? `${own} ${pullScope(from)}` : own;
+}
+
+/**
+ * Gets a Bearer token for `scope` (one or more space-separated scopes, each sent as its own `scope`
+ * parameter) from the challenge's realm (GET realm?service=…&scope=…), sending Basic
  * `creds` when given. Returns the Authorization value and how many seconds it stays valid (expires_in,
  * 60 when absent, as the token spec says). Throws Unauthorized when the token service refuses, Unavailable
  * when it cannot be reached.
@@ -103,7 +113,7 @@ export async function fetchToken(
     throw errorOf("Unauthorized", `registry ${registryHost} sent a Bearer challenge without a usable realm`);
   }
   if (challenge.params.service) url.searchParams.set("service", challenge.params.service);
-  url.searchParams.append("scope", scope);
+  for (const s of scope.split(" ")) url.searchParams.append("scope", s);
   const headers: Record<string, string> = { accept: "application/json" };
   if (creds) headers.authorization = basicAuthorization(creds);
   const res = await transport.get(url.toString(), headers, url.host);

@@ -117,6 +117,39 @@ export class RegistryClient {
     return sizedStream(res.body, desc.size, what, ref.apiHost);
   }
 
+  /** The URL of `/v2/<repository>/<sub>` on the registry of `ref`. */
+  apiUrl(ref: Reference, sub: string): string {
+    return `${this.#scheme}://${ref.apiHost}/v2/${ref.path}/${sub}`;
+  }
+
+  /**
+   * Sends `method url` (an apiUrl, or a Location the registry answered) with authorization for `scope`
+   * (see pushScope): the cached value first, then one round of the server's challenge, which is only
+   * possible when `body` is absent or bytes; a streamed body gets the 401 back. Authorization goes only to
+   * the registry's own origin. The caller must consume or dump the body.
+   */
+  async send(ref: Reference, method: string, url: string, scope: string, opts: { headers?: Record<string, string>; body?: Uint8Array | AsyncIterable<Uint8Array> } = {}): Promise<HttpResponse> {
+    const host = ref.apiHost;
+    const sameOrigin = new URL(url).origin === new URL(this.apiUrl(ref, "")).origin;
+    let authorization = sameOrigin ? this.#auth.get(host, scope) : undefined;
+    for (let attempt = 0; ; attempt++) {
+      const headers: Record<string, string> = { ...opts.headers };
+      if (authorization) headers.authorization = authorization;
+      const res = await this.#transport.send(method, url, headers, host, opts.body);
+      const replayable = opts.body === undefined || opts.body instanceof Uint8Array;
+      if (res.status !== 401 || attempt === 1 || !sameOrigin || !replayable) return res;
+      this.#auth.delete(host, scope);
+      const challenges = parseChallenges(headerAll(res, "www-authenticate"));
+      await res.body.dump();
+      authorization = await this.#authorize(ref, challenges, scope);
+    }
+  }
+
+  /** The error for a failed answer `res` about `what` (NotFound carries `notFound`); reads the body. */
+  failure(res: HttpResponse, ref: Reference, what: string, notFound: string): Promise<TsctrError> {
+    return this.#failure(res, ref, what, notFound);
+  }
+
   /** Closes pooled connections; in-flight streams are aborted. */
   async close(): Promise<void> {
     await this.#transport.close();
@@ -141,9 +174,8 @@ export class RegistryClient {
   }
 
   /** Answers a 401 challenge: Bearer token (anonymous or with credentials) or Basic credentials. */
-  async #authorize(ref: Reference, challenges: ReturnType<typeof parseChallenges>): Promise<string> {
+  async #authorize(ref: Reference, challenges: ReturnType<typeof parseChallenges>, scope = pullScope(ref.path)): Promise<string> {
     const host = ref.apiHost;
-    const scope = pullScope(ref.path);
     const creds = this.#credentials(ref.domain);
     const bearer = challenges.find((c) => c.scheme === "bearer");
     if (bearer) {
@@ -152,7 +184,7 @@ export class RegistryClient {
       return authorization;
     }
     if (challenges.some((c) => c.scheme === "basic")) {
-      if (!creds) throw errorOf("Unauthorized", `registry ${host} requires credentials to pull ${ref.name}`);
+      if (!creds) throw errorOf("Unauthorized", `registry ${host} requires credentials to ${scope.includes(",push") ? "push to" : "pull"} ${ref.name}`);
       const authorization = basicAuthorization(creds);
       this.#auth.set(host, scope, authorization);
       return authorization;
