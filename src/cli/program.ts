@@ -34,5 +34,14 @@ export function buildProgram(): Command {
   program.addCommand(runCommand());
   program.addCommand(containersCommand());
   program.addCommand(pushCommand());
+  exitOverrideEverywhere(program);
   return program;
+}
+
+/** Subcommands added with addCommand do not inherit exitOverride: without it a usage error exits 1, not 2. */
+function exitOverrideEverywhere(cmd: Command): void {
+  for (const sub of cmd.commands) {
+    sub.exitOverride();
+    exitOverrideEverywhere(sub);
+  }
 }
