@@ -1,6 +1,6 @@
 /**
  * An HTTP proxy for tests that forwards every request unchanged to a registry and records what it saw
- * (method, path, query, Content-Range, body bytes), so a test can count HEADs, PATCHes and uploads.
+ * (method, path, query, Content-Range, body bytes, status), so a test can count HEADs, PATCHes and uploads.
  *
  *   const proxy = await startCountingProxy(reg.host);   // proxy.host = "127.0.0.1:PORT"
  *   await tsctr(["push", "--plain-http", `${proxy.host}/app:1`]);
@@ -28,8 +28,11 @@ export interface CountingProxy {
   stop(): Promise<void>;
 }
 
-/** Starts the proxy on a free 127.0.0.1 port in front of `target` ("127.0.0.1:5000"). */
-export async function startCountingProxy(target: string): Promise<CountingProxy> {
+/**
+ * Starts the proxy on a free 127.0.0.1 port in front of `target` ("127.0.0.1:5000"). With
+ * `relativeLocations` it strips scheme and host from Location headers (as some registries send them).
+ */
+export async function startCountingProxy(target: string, opts: { relativeLocations?: boolean } = {}): Promise<CountingProxy> {
   const [targetHost, targetPort] = target.split(":");
   const requests: SeenRequest[] = [];
   const server = createServer((req, res) => {
@@ -40,7 +43,9 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
     requests.push(seen);
     const up = request({ host: targetHost, port: Number(targetPort), method: req.method, path: req.url, headers: req.headers }, (upRes) => {
       seen.status = upRes.statusCode;
-      res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+      const headers = { ...upRes.headers };
+      if (opts.relativeLocations && headers.location) headers.location = headers.location.replace(/^https?:\/\/[^/]+/, "");
+      res.writeHead(upRes.statusCode ?? 502, headers);
       upRes.pipe(res);
     });
     up.on("error", () => res.destroy());

@@ -13,7 +13,8 @@ import { Buffer } from "node:buffer";
 import { startRegistry } from "../helpers/registry.ts";
 import { startCountingProxy, type SeenRequest } from "../helpers/counting_proxy.ts";
 import { busyboxRootfsLayer, layerFromFiles, pushBusyboxIndex, pushImage, busyboxPlatform } from "../helpers/oci_builder.ts";
-import { makeTsctr, DENO_SOURCE } from "../helpers/tsctr.ts";
+import { makeTsctr, DENO_SOURCE, NODE_SOURCE } from "../helpers/tsctr.ts";
+import { execFile } from "../../src/platform/exec.ts";
 import { startContainerd } from "../helpers/containerd.ts";
 import { startTokenServer } from "../helpers/token_server.ts";
 import { ErrorKinds } from "../../src/errdefs/mod.ts";
@@ -50,7 +51,7 @@ test("push to a second registry: skip, mount, chunks, and ctr runs the result", 
   const proxy = await startCountingProxy(dst.host);
   const tsctr = await makeTsctr();
   try {
-    const { images } = await pushBusyboxIndex(src.host, "busybox", "1");
+    const { images, digest: index } = await pushBusyboxIndex(src.host, "busybox", "1");
     const srcRef = `${src.host}/busybox:1`;
     ok(await tsctr(["pull", "--plain-http", srcRef]));
     const app = `${proxy.host}/push/app:1`;
@@ -142,6 +143,28 @@ test("push to a second registry: skip, mount, chunks, and ctr runs the result", 
         await ctd.stop();
         await rm(dir, { recursive: true, force: true });
       }
+    });
+
+    await t.test("relative Location headers are followed through POST, PATCH and PUT", async () => {
+      const relative = await startCountingProxy(dst.host, { relativeLocations: true });
+      try {
+        ok(await tsctr(["push", "--plain-http", "--chunk-size", "200000", `${relative.host}/push/relative:1`, srcRef]));
+        assert.ok(relative.requests.some((x) => x.method === "PATCH" && x.status === 202));
+        assert.equal((await manifestOf(dst.host, "push/relative", "1")).digest, images.amd64.digest);
+      } finally {
+        await relative.stop();
+      }
+    });
+
+    await t.test("with every platform stored, --all-platforms pushes both manifests, then the index", async () => {
+      ok(await tsctr(["pull", "--plain-http", "--platform", "linux/arm64", srcRef]));
+      proxy.reset();
+      ok(await tsctr(["push", "--plain-http", "--all-platforms", `${proxy.host}/push/multi:1`, srcRef]));
+      const puts = proxy.requests.filter((x) => x.method === "PUT" && x.path.includes("/manifests/")).map((x) => x.path.split("/manifests/")[1]);
+      assert.deepEqual(puts, [images.amd64.digest, images.arm64.digest, "1"]);
+      const top = await manifestOf(dst.host, "push/multi", "1");
+      assert.equal(top.digest, index);
+      assert.equal(top.mediaType, MediaTypes.ociIndex);
     });
 
     await t.test("push runs on Deno too", async () => {
@@ -287,6 +310,20 @@ test("images tag and --format json", async (t) => {
       assert.match(ok(await tsctr(["images", "ls"])).stdout, /^REF\s+TYPE\s+DIGEST\s+SIZE\s+PLATFORMS\n/);
       const bad = await tsctr(["images", "ls", "--format", "yaml"]);
       assert.equal(bad.code, 2, bad.stderr);
+    });
+
+    await t.test("pull on a TTY draws a table with a speed column", async () => {
+      const fresh = await makeTsctr();
+      try {
+        const cmd = [...NODE_SOURCE, "--root", fresh.root, "--state", fresh.state, "pull", "--plain-http", srcRef].map((a) => `'${a}'`).join(" ");
+        const r = await execFile("script", ["-qec", cmd, "/dev/null"]);
+        assert.equal(r.code, 0, r.stdout);
+        const rows = r.stdout.replace(/\x1b\[[0-9;]*[A-Za-z]/g, "").split(/\r?\n/).filter((l) => l.startsWith("layer-"));
+        assert.ok(rows.length > 0, r.stdout);
+        assert.match(rows.at(-1)!, /unpacked\s+\S+ \S+\/\S+ \S+\s+100%\s+[0-9.]+ (B|KiB|MiB|GiB)\/s$/);
+      } finally {
+        await fresh.cleanup();
+      }
     });
 
     await t.test("containers ls --format json", async () => {
