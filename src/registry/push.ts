@@ -23,7 +23,7 @@ export type BlobOutcome = { status: "exists" } | { status: "mounted"; from: stri
 export interface PushBlobOptions {
   /** Opens the blob's bytes (called at most once, only when an upload is needed). */
   open: () => Promise<ReadableStream<Uint8Array>>;
-  /** Repositories of the same registry that hold the blob, tried in order for a mount. */
+  /** Repositories of the same registry that hold the blob; the first (other than the target) is mounted from. */
   from?: readonly string[];
   /** Blobs larger than this go in chunks of this size (default 16 MiB). */
   chunkSize?: number;
@@ -32,25 +32,17 @@ export interface PushBlobOptions {
 }
 
 /**
- * Makes blob `desc` present in the repository of `ref`: skipped when a HEAD finds it, mounted from one of
- * `opts.from` when the registry allows, else uploaded (one PUT up to chunkSize, PATCH chunks above).
- * Guarantees the registry received exactly desc.size bytes hashing to desc.digest, or throws (DataLoss when
- * the local bytes are wrong; the upload session is then cancelled).
+ * Makes blob `desc` present in the repository of `ref`: skipped when a HEAD finds it, mounted from the first
+ * of `opts.from` when the registry allows (else the session it opens is used), else uploaded (one PUT up to
+ * chunkSize, PATCH chunks above). Guarantees the registry received exactly desc.size bytes hashing to
+ * desc.digest, or throws (DataLoss when the local bytes are wrong; the upload session is then cancelled).
  */
 export async function pushBlob(client: RegistryClient, ref: Reference, desc: Descriptor, opts: PushBlobOptions): Promise<BlobOutcome> {
   if (await blobExists(client, ref, desc)) return { status: "exists" };
-  let location: string | undefined;
-  for (const from of opts.from ?? []) {
-    if (from === ref.path) continue;
-    const started = await startUpload(client, ref, desc, from);
-    if (started.mounted) return { status: "mounted", from };
-    location = started.location;
-    break;
-  }
-  location ??= (await startUpload(client, ref, desc)).location;
-  if (location === undefined) throw errorOf("Internal", "upload: no session");
-  const chunks = await upload(client, ref, desc, location, opts);
-  return { status: "uploaded", chunks };
+  const from = opts.from?.find((repo) => repo !== ref.path);
+  const started = await startUpload(client, ref, desc, from);
+  if (started.mounted) return { status: "mounted", from: from! };
+  return { status: "uploaded", chunks: await upload(client, ref, desc, started.location, opts) };
 }
 
 /** True when the repository of `ref` already holds blob `desc` (HEAD answers 200). */
@@ -79,7 +71,7 @@ export async function putManifest(client: RegistryClient, ref: Reference, refere
 }
 
 /** POST /blobs/uploads/ (with ?mount=&from= when `from` is given): mounted (201), or a session Location (202). */
-async function startUpload(client: RegistryClient, ref: Reference, desc: Descriptor, from?: string): Promise<{ mounted: boolean; location?: string }> {
+async function startUpload(client: RegistryClient, ref: Reference, desc: Descriptor, from?: string): Promise<{ mounted: true } | { mounted: false; location: string }> {
   const query = from ? `?mount=${encodeURIComponent(desc.digest)}&from=${encodeURIComponent(from)}` : "";
   const url = client.apiUrl(ref, `blobs/uploads/${query}`);
   const res = await client.send(ref, "POST", url, pushScope(ref.path, from), { headers: { "content-length": "0" } });
@@ -92,7 +84,10 @@ async function startUpload(client: RegistryClient, ref: Reference, desc: Descrip
   return { mounted: false, location: nextLocation(res, ref) };
 }
 
-/** Sends the blob into the session at `location` and commits it with PUT ?digest=; returns the request count. */
+/**
+ * Sends the blob into the session at `location` and commits it with PUT ?digest=; returns the number of
+ * requests that carried it. On any failure the session is cancelled (DELETE, best effort).
+ */
 async function upload(client: RegistryClient, ref: Reference, desc: Descriptor, location: string, opts: PushBlobOptions): Promise<number> {
   const what = `upload of blob ${desc.digest} to ${ref.name}`;
   const scope = pushScope(ref.path);
