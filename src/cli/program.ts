@@ -10,6 +10,7 @@ import { runCommand } from "./commands/run.ts";
 import { containersCommand } from "./commands/containers.ts";
 import { loginCommand, logoutCommand } from "./commands/login.ts";
 import { DEFAULT_HOSTS_DIR } from "../client/context.ts";
+import { pushCommand } from "./commands/push.ts";
 
 /** Builds the commander program with ctr-like global options. */
 export function buildProgram(): Command {
@@ -37,5 +38,15 @@ export function buildProgram(): Command {
   program.addCommand(containersCommand());
   program.addCommand(loginCommand());
   program.addCommand(logoutCommand());
+  program.addCommand(pushCommand());
+  exitOverrideEverywhere(program);
   return program;
+}
+
+/** Subcommands added with addCommand do not inherit exitOverride: without it a usage error exits 1, not 2. */
+function exitOverrideEverywhere(cmd: Command): void {
+  for (const sub of cmd.commands) {
+    sub.exitOverride();
+    exitOverrideEverywhere(sub);
+  }
 }

@@ -3,6 +3,7 @@
  * off a TTY one plain line per state change.
  */
 import type { PullEvent } from "../client/pull.ts";
+import type { PushEvent } from "../client/push.ts";
 import { humanSize } from "./render.ts";
 
 interface Row {
@@ -10,6 +11,8 @@ interface Row {
   status: string;
   offset: number;
   size: number;
+  /** When the first bytes of this blob were seen, and how many had arrived then (for the speed column). */
+  since?: { at: number; offset: number };
 }
 
 /** Returns an event handler and a `finish` that draws the final state. */
@@ -54,7 +57,7 @@ function ttyProgress(out: NodeJS.WriteStream) {
     const lines = [header];
     for (const r of rows.values()) {
       const pct = r.size > 0 ? Math.floor((r.offset / r.size) * 100) : 100;
-      lines.push(`${r.label.padEnd(24)} ${r.status.padEnd(12)} ${`${humanSize(r.offset)}/${humanSize(r.size)}`.padEnd(24)} ${String(pct).padStart(3)}%`);
+      lines.push(`${r.label.padEnd(24)} ${r.status.padEnd(12)} ${`${humanSize(r.offset)}/${humanSize(r.size)}`.padEnd(24)} ${String(pct).padStart(3)}%  ${speed(r, t)}`);
     }
     lines.push(`elapsed: ${((t - started) / 1000).toFixed(1)} s`);
     if (drawn > 0) out.write(`\x1b[${drawn}A`);
@@ -63,7 +66,10 @@ function ttyProgress(out: NodeJS.WriteStream) {
   };
   const onEvent = (e: PullEvent) => {
     if (e.type === "resolved") header = `${e.ref}: resolved ${e.digest} (${e.platform})`;
-    if (e.type === "blob") rows.set(e.digest, { label: `layer-${short(e.digest)}`, status: e.status, offset: e.offset, size: e.size });
+    if (e.type === "blob") {
+      const since = rows.get(e.digest)?.since ?? (e.status === "downloading" ? { at: Date.now(), offset: e.offset } : undefined);
+      rows.set(e.digest, { label: `layer-${short(e.digest)}`, status: e.status, offset: e.offset, size: e.size, since });
+    }
     if (e.type === "unpack") {
       const r = rows.get(e.digest);
       if (r) r.status = e.status === "extracting" ? "extracting" : "unpacked";
@@ -71,6 +77,46 @@ function ttyProgress(out: NodeJS.WriteStream) {
     draw(e.type !== "blob" || e.status !== "downloading");
   };
   return { onEvent, finish: () => draw(true) };
+}
+
+/** Average bytes per second since the row's first downloaded bytes, e.g. "3.2 MiB/s"; blank before that. */
+function speed(r: Row, now: number): string {
+  if (!r.since || r.offset <= r.since.offset) return "";
+  const seconds = Math.max(now - r.since.at, 1) / 1000;
+  return `${humanSize(Math.round((r.offset - r.since.offset) / seconds))}/s`;
+}
+
+/**
+ * Push progress: one line per state change of each blob (exists, mounted, uploading, done) and per
+ * manifest, on a TTY or not; nothing with `quiet`.
+ */
+export function pushProgress(out: NodeJS.WriteStream, quiet: boolean): (e: PushEvent) => void {
+  if (quiet) return () => {};
+  const uploading = new Set<string>();
+  return (e: PushEvent) => {
+    switch (e.type) {
+      case "blob":
+        if (e.status === "uploading") {
+          if (uploading.has(e.digest)) return;
+          uploading.add(e.digest);
+        }
+        out.write(`${blobLabel(e.mediaType)}-${short(e.digest)}: ${e.status}${e.from ? ` from ${e.from}` : ""} ${humanSize(e.size)}\n`);
+        break;
+      case "manifest":
+        out.write(`manifest-${short(e.digest)}: pushed as ${e.reference}\n`);
+        break;
+      case "note":
+        out.write(`${e.message}\n`);
+        break;
+      case "done":
+        out.write(`${e.ref}: pushed ${e.digest} in ${(e.elapsedMs / 1000).toFixed(1)} s\n`);
+        break;
+    }
+  };
+}
+
+function blobLabel(mediaType: string): string {
+  return mediaType.includes("config") ? "config" : "layer";
 }
 
 function short(digest: string): string {

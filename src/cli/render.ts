@@ -1,4 +1,5 @@
-/** Output helpers: aligned tables and human sizes, like ctr's tabwriter output. */
+/** Output helpers: aligned tables and human sizes, like ctr's tabwriter output, and JSON for scripts. */
+import { Option } from "commander";
 
 /** Formats rows as columns separated by at least two spaces; the first row is the header. */
 export function table(rows: string[][]): string {
@@ -17,4 +18,16 @@ export function humanSize(n: number): string {
     u++;
   }
   return u === 0 ? `${v} B` : `${v.toFixed(1)} ${units[u]}`;
+}
+
+export type OutputFormat = "table" | "json";
+
+/** The `--format table|json` option of listing commands (table by default). */
+export function formatOption(): Option {
+  return new Option("--format <format>", "output format").choices(["table", "json"]).default("table");
+}
+
+/** A list as one JSON array (two-space indented, newline-terminated); field names are the records' own. */
+export function json(list: readonly object[]): string {
+  return `${JSON.stringify(list, null, 2)}\n`;
 }

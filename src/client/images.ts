@@ -55,3 +55,20 @@ export async function removeImages(ctx: Context, names: string[]): Promise<strin
   }
   return removed;
 }
+
+/**
+ * Gives the image `src` the new name `dst` (normalised like pull: busybox → docker.io/library/busybox:latest),
+ * pointing at the same target. An existing `dst` is replaced only with `force`, else AlreadyExists.
+ */
+export async function tagImage(ctx: Context, src: string, dst: string, opts: { force?: boolean } = {}): Promise<string> {
+  const img = await getImage(ctx, src);
+  const name = parseReference(dst).toString();
+  const md = await ctx.metadata();
+  md.transaction(() => {
+    if (!opts.force && md.getImage(ctx.namespace, name)) {
+      throw errorOf("AlreadyExists", `image "${name}": already exists in namespace ${ctx.namespace} (use --force to replace it)`);
+    }
+    md.putImage(ctx.namespace, name, img.target);
+  });
+  return name;
+}

@@ -87,6 +87,8 @@ async function fetchAndExtract(o: LayerPipelineOptions, i: number, signal: Abort
   const layer = o.layers[i]!;
   const base = { type: "blob", digest: layer.digest, mediaType: layer.mediaType, size: layer.size } as const;
   if (await o.snapshotter.stat(o.chain[i]!)) {
+    // Unpacked by an earlier pull with --discard-blobs: store the blob now, so export and push can use it.
+    if (!o.discardBlobs && !(await o.content.info(layer.digest))) await storeBlob(o, layer, signal);
     o.emit({ type: "unpack", digest: layer.digest, status: "exists" });
     return undefined;
   }
@@ -123,6 +125,21 @@ async function fetchAndExtract(o: LayerPipelineOptions, i: number, signal: Abort
     return key;
   } catch (e) {
     await sink.abort();
+    throw signal.aborted ? signal.reason : e;
+  }
+}
+
+/** Downloads a layer into the content store only (its snapshot exists already). */
+async function storeBlob(o: LayerPipelineOptions, layer: Descriptor, signal: AbortSignal): Promise<void> {
+  const base = { type: "blob", digest: layer.digest, mediaType: layer.mediaType, size: layer.size } as const;
+  const w = await o.content.writer(`pull-${layer.digest}`, { digest: layer.digest, size: layer.size });
+  try {
+    const body = await o.registry.fetchBlob(o.ref, layer);
+    await body.pipeTo(new WritableStream({ write: (c) => w.write(c) }), { signal });
+    await w.commit();
+    o.emit({ ...base, status: "done", offset: layer.size });
+  } catch (e) {
+    await w.abort();
     throw signal.aborted ? signal.reason : e;
   }
 }

@@ -90,6 +90,15 @@ export function repositoryScope(path: string, actions: readonly ("pull" | "push"
 }
 
 /**
+ * The scopes that grant pushing to repository `path`, and pulling from `from` for a cross-repository mount:
+ * "repository:a:pull,push" or "repository:a:pull,push repository:b:pull" (one token for both).
+ */
+export function pushScope(path: string, from?: string): string {
+  const own = repositoryScope(path, ["pull", "push"]);
+  return from && from !== path ? `${own} ${repositoryScope(from, ["pull"])}` : own;
+}
+
+/**
  * Gets a Bearer token for `scope` (one scope, several joined by spaces, or none for a login check) from the
  * challenge's realm (GET realm?service=…&scope=…&scope=…), sending Basic `creds` when given. Returns the
  * Authorization value and how many seconds from now it stays valid (expires_in counted from issued_at

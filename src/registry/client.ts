@@ -145,6 +145,47 @@ export class RegistryClient {
     return sizedStream(res.body, desc.size, what, from.host);
   }
 
+  /** The URL of `/v2/<repository>/<sub>` on the registry of `ref`. */
+  async apiUrl(ref: Reference, sub: string): Promise<string> {
+    const host = await this.#pushHost(ref);
+    return `${host.scheme}://${host.host}${host.path}/${ref.path}/${sub}`;
+  }
+
+  /**
+   * Sends `method url` (an apiUrl, or a Location the registry answered) with authorization for `scope`
+   * (see pushScope): the cached value first, then one round of the server's challenge, which is only
+   * possible when `body` is absent or bytes; a streamed body gets the 401 back. Authorization goes only to
+   * the registry's own origin. The caller must consume or dump the body.
+   */
+  async send(ref: Reference, method: string, url: string, scope: string, opts: { headers?: Record<string, string>; body?: Uint8Array | AsyncIterable<Uint8Array> } = {}): Promise<HttpResponse> {
+    const host = await this.#pushHost(ref);
+    const sameOrigin = new URL(url).origin === new URL(await this.apiUrl(ref, "")).origin;
+    let authorization = sameOrigin ? this.#auth.get(host.host, scope) : undefined;
+    for (let attempt = 0; ; attempt++) {
+      const headers: Record<string, string | string[]> = sameOrigin ? { ...host.headers, ...opts.headers } : { ...opts.headers };
+      if (authorization) headers.authorization = authorization;
+      const res = await this.#transport.send(method, url, headers, host.host, opts.body);
+      const replayable = opts.body === undefined || opts.body instanceof Uint8Array;
+      if (res.status !== 401 || attempt === 1 || !sameOrigin || !replayable) return res;
+      this.#auth.delete(host.host, scope);
+      const challenges = parseChallenges(headerAll(res, "www-authenticate"));
+      await res.body.dump();
+      authorization = await this.#authorize(host, ref, challenges, scope);
+    }
+  }
+
+  /** The error for a failed answer `res` about `what` (NotFound carries `notFound`); reads the body. */
+  async failure(res: HttpResponse, ref: Reference, what: string, notFound: string): Promise<TsctrError> {
+    return this.#failure(res, ref, await this.#pushHost(ref), what, notFound, []);
+  }
+
+  /** The host pushes go to: the first of the registry's hosts with the "push" capability (the upstream by default). */
+  async #pushHost(ref: Reference): Promise<RegistryHost> {
+    const host = (await this.#hostsFor(ref.domain)).find((h) => h.capabilities.has("push"));
+    if (!host) throw errorOf("FailedPrecondition", `registry ${ref.domain}: no host in its hosts.toml has the "push" capability`);
+    return host;
+  }
+
   /** Closes pooled connections; in-flight streams are aborted. */
   async close(): Promise<void> {
     await this.#transport.close();
@@ -248,7 +289,7 @@ export class RegistryClient {
       return authorization;
     }
     if (challenges.some((c) => c.scheme === "basic")) {
-      if (!creds) throw errorOf("Unauthorized", `registry ${host.host} requires credentials to pull ${ref.name}`);
+      if (!creds) throw errorOf("Unauthorized", `registry ${host.host} requires credentials to ${scope.includes(",push") ? "push to" : "pull"} ${ref.name}`);
       const authorization = basicAuthorization(creds);
       this.#auth.set(host.host, scope, authorization);
       return authorization;

@@ -6,3 +6,5 @@ export { registryHosts, defaultHost } from "./hosts.ts";
 export type { Capability, HostTls, RegistryHost, HostsOptions } from "./hosts.ts";
 export { dockerConfigPath, normalizeRegistry, readCredentials, storeCredentials } from "./docker_config.ts";
 export type { Challenge, Credentials } from "./auth.ts";
+export { blobExists, pushBlob, putManifest, DEFAULT_CHUNK_SIZE } from "./push.ts";
+export type { BlobOutcome, PushBlobOptions } from "./push.ts";

@@ -3,6 +3,7 @@
  * that follow redirects without carrying Authorization to another origin, and body readers that either
  * cap the size (manifests, tokens) or stream with a size guard (blobs).
  */
+import { Readable } from "node:stream";
 import { Agent, request } from "undici";
 import type { Dispatcher } from "undici";
 import { errorOf } from "../errdefs/mod.ts";
@@ -117,6 +118,22 @@ export class Transport {
       if (hop >= MAX_REDIRECTS) throw errorOf("Unavailable", `registry ${host}: more than ${MAX_REDIRECTS} redirects (a redirect loop?) for ${url}`);
       current = new URL(location, current).toString();
     }
+  }
+
+  /**
+   * Sends one request without following redirects (uploads answer 201/202 with a Location to follow by
+   * hand). `body` is bytes or a stream of them, sent as it is read; set content-length in `headers` so an
+   * aborted stream can never look complete. Connection failures throw Unavailable naming `host`.
+   */
+  async send(method: string, url: string, headers: Record<string, string | string[]>, host: string, body?: Uint8Array | AsyncIterable<Uint8Array>): Promise<HttpResponse> {
+    let res: Dispatcher.ResponseData;
+    try {
+      const payload = body === undefined || body instanceof Uint8Array ? body : Readable.from(body, { objectMode: false });
+      res = await request(url, { method: method as Dispatcher.HttpMethod, headers: { "user-agent": this.#userAgent, ...headers }, body: payload, dispatcher: await this.#agent(new URL(url)) });
+    } catch (e) {
+      throw unreachable(host, e, url.startsWith("https:"));
+    }
+    return { status: res.statusCode, url, headers: res.headers, body: res.body };
   }
 
   /** Closes every pooled connection; the transport cannot be used afterwards. */

@@ -12,6 +12,9 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
+import { lastLines } from "../helpers/text.ts";
+
+export { lastLines };
 
 export const TIME_BIN = "/usr/bin/time";
 
@@ -126,17 +129,6 @@ export async function timeOk(what: string, cmd: string, args: string[], opts: Ti
   return t;
 }
 
-/** The last few meaningful lines of some output, on one line. */
-export function lastLines(text: string, n = 3): string {
-  return text
-    // drop terminal escapes (ctr's progress) and carriage-return redraws
-    .replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "")
-    .split(/[\r\n]+/)
-    .map((l) => l.trim())
-    .filter(Boolean)
-    .slice(-n)
-    .join(" | ");
-}
 
 /** Writes back dirty pages and drops the page, dentry and inode caches, so the next run starts cold. */
 export async function dropCaches(): Promise<void> {

@@ -27,7 +27,7 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import { execFile } from "../../src/platform/exec.ts";
 import { startRegistry } from "../helpers/registry.ts";
-import { startContainerd, type PrivateContainerd } from "./containerd.ts";
+import { startContainerd, type PrivateContainerd } from "../helpers/containerd.ts";
 import { serveBusybox, serveDevbench, devbenchLayers, missingFixtureTools, BENCH_CACHE, DEVBENCH_LAYERS, type FixtureImage } from "./devbench.ts";
 import { engineMicro, layerCorpus, usrCorpus, type EngineCorpus, type MicroResults, type ThroughputResult } from "./micro.ts";
 import {

@@ -1,18 +1,17 @@
 /**
  * The registry client against a real docker-registry: resolving by tag and digest, index platform
  * selection, blob streaming, error kinds (404, unreachable, corrupted content), Basic auth with htpasswd and
- * Bearer tokens from a token server written here (JWTs signed with a throw-away certificate).
+ * Bearer tokens from the test token server (JWTs signed with a throw-away certificate).
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { createServer } from "node:http";
-import type { Server } from "node:http";
-import { randomBytes, sign } from "node:crypto";
-import { mkdtemp, readFile, rm, truncate, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { randomBytes } from "node:crypto";
+import { truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { freePort, htpasswdLine, startRegistry } from "../helpers/registry.ts";
+import { startTokenServer } from "../helpers/token_server.ts";
 import type { TestRegistry } from "../helpers/registry.ts";
 import { layerFromFiles, pushBusyboxIndex, pushBusyboxImage, pushImage, pushIndex } from "../helpers/oci_builder.ts";
 import { RegistryClient, parseReference } from "../../src/registry/mod.ts";
@@ -22,7 +21,6 @@ import { parsePlatform, selectManifest } from "../../src/images/platform.ts";
 import { MediaTypes } from "../../src/images/types.ts";
 import { digestOf } from "../../src/digest/mod.ts";
 import type { Digest } from "../../src/digest/mod.ts";
-import { execFile } from "../../src/platform/exec.ts";
 import { isKind } from "../../src/errdefs/mod.ts";
 import type { ErrorKind } from "../../src/errdefs/mod.ts";
 
@@ -201,64 +199,6 @@ test("registry client, Basic auth (htpasswd)", async (t) => {
     await reg.stop();
   }
 });
-
-/**
- * A token server per the distribution token spec: GET /token?service=…&scope=… answers a JWT (RS256, the
- * certificate in x5c) granting the requested pull scope. Anonymous requests get tokens; requests with Basic
- * credentials must carry bob:hunter2. Every request is recorded.
- */
-async function startTokenServer(service: string, issuer: string) {
-  const dir = await mkdtemp(join(tmpdir(), "tsctr-token-"));
-  const r = await execFile("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"), "-days", "2", "-subj", "/CN=tsctr-test-token"]);
-  assert.equal(r.code, 0, r.stderr);
-  const key = await readFile(join(dir, "key.pem"), "utf8");
-  const certPem = await readFile(join(dir, "cert.pem"), "utf8");
-  await rm(dir, { recursive: true, force: true });
-  // x5c holds base64 DER, which is the PEM body without its armour and line breaks.
-  const x5c = certPem.replace(/-----[A-Z ]+-----/g, "").replace(/\s+/g, "");
-  const b64u = (v: unknown) => Buffer.from(JSON.stringify(v)).toString("base64url");
-
-  /** A signed token granting `actions` on repository `name` (also used by the test to push). */
-  const mint = (name: string, actions: string[], sub = "") => {
-    const now = Math.floor(Date.now() / 1000);
-    const head = b64u({ typ: "JWT", alg: "RS256", x5c: [x5c] });
-    const claims = b64u({ iss: issuer, sub, aud: service, exp: now + 300, nbf: now - 10, iat: now, jti: randomBytes(8).toString("hex"), access: [{ type: "repository", name, actions }] });
-    const sig = sign("RSA-SHA256", Buffer.from(`${head}.${claims}`), key).toString("base64url");
-    return `${head}.${claims}.${sig}`;
-  };
-
-  const requests: { scope: string | null; service: string | null; authorization: string | undefined }[] = [];
-  const server: Server = createServer((req, res) => {
-    const url = new URL(req.url ?? "/", "http://x");
-    requests.push({ scope: url.searchParams.get("scope"), service: url.searchParams.get("service"), authorization: req.headers.authorization });
-    const m = /^repository:([^:]+):pull$/.exec(url.searchParams.get("scope") ?? "");
-    let sub = "";
-    if (req.headers.authorization) {
-      const [user, pw] = Buffer.from(req.headers.authorization.replace(/^Basic /, ""), "base64").toString().split(":");
-      if (user !== "bob" || pw !== "hunter2") {
-        res.writeHead(401, { "content-type": "application/json" }).end(JSON.stringify({ details: "bad credentials" }));
-        return;
-      }
-      sub = "bob";
-    }
-    if (url.pathname !== "/token" || !m || url.searchParams.get("service") !== service) {
-      res.writeHead(400).end();
-      return;
-    }
-    // Docker Hub answers both fields; send access_token only to check the client reads it.
-    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ access_token: mint(m[1]!, ["pull"], sub), expires_in: 300 }));
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const addr = server.address();
-  const port = typeof addr === "object" && addr ? addr.port : 0;
-  return {
-    realm: `http://127.0.0.1:${port}/token`,
-    certPem,
-    mint,
-    requests,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
 
 test("registry client, Bearer token auth", async (t) => {
   const service = "tsctr-test-registry";

@@ -1,7 +1,7 @@
 /** `tsctr containers ls|rm`: container records in the namespace. */
 import { Command } from "commander";
 import { contextFrom } from "../options.ts";
-import { table } from "../render.ts";
+import { formatOption, json, table, type OutputFormat } from "../render.ts";
 
 export function containersCommand(): Command {
   const c = new Command("containers").alias("container").alias("c").description("manage containers");
@@ -9,9 +9,11 @@ export function containersCommand(): Command {
     .alias("list")
     .description("list containers")
     .option("-q, --quiet", "print only the IDs", false)
-    .action(async (opts: { quiet: boolean }, cmd: Command) => {
+    .addOption(formatOption())
+    .action(async (opts: { quiet: boolean; format: OutputFormat }, cmd: Command) => {
       const { listContainers } = await import("../../client/containers.ts");
       const list = await listContainers(contextFrom(cmd));
+      if (opts.format === "json") return void process.stdout.write(json(list));
       if (opts.quiet) return void process.stdout.write(list.map((r) => `${r.id}\n`).join(""));
       const rows = [["CONTAINER", "IMAGE", "RUNTIME"]];
       for (const r of list) rows.push([r.id, r.image, r.runtime]);

@@ -1,7 +1,7 @@
 /** `tsctr images ls|rm`: list and remove images in the namespace. */
 import { Command } from "commander";
 import { contextFrom } from "../options.ts";
-import { humanSize, table } from "../render.ts";
+import { formatOption, humanSize, json, table, type OutputFormat } from "../render.ts";
 
 export function imagesCommand(): Command {
   const images = new Command("images").alias("image").alias("i").description("manage images");
@@ -10,10 +10,12 @@ export function imagesCommand(): Command {
     .alias("list")
     .description("list images")
     .option("-q, --quiet", "print only the image refs", false)
-    .action(async (opts: { quiet: boolean }, cmd: Command) => {
+    .addOption(formatOption())
+    .action(async (opts: { quiet: boolean; format: OutputFormat }, cmd: Command) => {
       const { listImages } = await import("../../client/images.ts");
       const ctx = contextFrom(cmd);
       const list = await listImages(ctx);
+      if (opts.format === "json") return void process.stdout.write(json(list));
       if (opts.quiet) {
         process.stdout.write(list.map((i) => `${i.name}\n`).join(""));
         return;
@@ -31,6 +33,18 @@ export function imagesCommand(): Command {
       const { removeImages } = await import("../../client/images.ts");
       const removed = await removeImages(contextFrom(cmd), refs);
       process.stdout.write(removed.map((r) => `${r}\n`).join(""));
+    });
+  images
+    .command("tag")
+    .description("give an image a new name for the same content")
+    .argument("<src>", "the stored image")
+    .argument("<dst>", "the new name")
+    .option("--force", "replace <dst> when it names another image", false)
+    .action(async (src: string, dst: string, opts: { force: boolean }, cmd: Command) => {
+      const { tagImage } = await import("../../client/images.ts");
+      const ctx = contextFrom(cmd);
+      process.stdout.write(`${await tagImage(ctx, src, dst, { force: opts.force })}\n`);
+      await ctx.close();
     });
   return images;
 }

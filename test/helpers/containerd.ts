@@ -1,5 +1,5 @@
 /**
- * A private containerd for the benchmark: Debian's containerd with `containerd config default` moved to
+ * A private containerd for tests and the benchmark: Debian's containerd with `containerd config default` moved to
  * its own root, state and socket under a directory of ours, the CRI plugin off, started in the background
  * and stopped (with any shims it left) at the end. The client is `ctr -a SOCK`.
  *
@@ -14,7 +14,7 @@ import { mkdir, readFile, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
 import { execFile, type ExecResult } from "../../src/platform/exec.ts";
-import { lastLines } from "./measure.ts";
+import { lastLines } from "./text.ts";
 
 export interface PrivateContainerd {
   /** The gRPC socket, for `ctr -a`. */
