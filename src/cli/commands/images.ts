@@ -2,6 +2,7 @@
 import { Command } from "commander";
 import { contextFrom } from "../options.ts";
 import { humanSize, table } from "../render.ts";
+import { exportCommand, importCommand } from "./transfer.ts";
 
 export function imagesCommand(): Command {
   const images = new Command("images").alias("image").alias("i").description("manage images");
@@ -32,5 +33,7 @@ export function imagesCommand(): Command {
       const removed = await removeImages(contextFrom(cmd), refs);
       process.stdout.write(removed.map((r) => `${r}\n`).join(""));
     });
+  images.addCommand(exportCommand());
+  images.addCommand(importCommand());
   return images;
 }
