@@ -12,21 +12,13 @@ import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { readTar } from "../../src/archive/tar_reader.ts";
 import { ErrorKinds } from "../../src/errdefs/mod.ts";
+import { assertError, type Result } from "../helpers/assert.ts";
 import { execFile } from "../../src/platform/exec.ts";
 import { startContainerd, type TestContainerd } from "../helpers/containerd.ts";
 import { pushBusyboxIndex } from "../helpers/oci_builder.ts";
 import { startRegistry, type TestRegistry } from "../helpers/registry.ts";
 import { makeTsctr, type Tsctr } from "../helpers/tsctr.ts";
 
-type Result = { code: number; stdout: string; stderr: string };
-
-function assertError(r: Result, kind: keyof typeof ErrorKinds, re: RegExp) {
-  assert.equal(r.code, ErrorKinds[kind], `expected exit ${ErrorKinds[kind]} (${kind}), got ${r.code}: ${r.stderr}`);
-  const lines = r.stderr.trim().split("\n");
-  assert.equal(lines.length, 1, `one line on stderr, got: ${r.stderr}`);
-  assert.match(lines[0]!, /^tsctr: /);
-  assert.match(lines[0]!, re);
-}
 
 function ok(r: Result, what: string): Result {
   assert.equal(r.code, 0, `${what}: exit ${r.code}: ${r.stderr}${r.stdout}`);
