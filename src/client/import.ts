@@ -10,6 +10,7 @@
  * Any failure removes the blobs and snapshots this import added: the store is as before.
  */
 import { createReadStream } from "node:fs";
+import { stat } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import process from "node:process";
@@ -59,13 +60,13 @@ const MAX_MANIFEST = 4 << 20;
 export async function importImages(ctx: Context, file: string, opts: ImportOptions = {}): Promise<ImportedImage[]> {
   if (!isRoot()) throw errorOf("PermissionDenied", "import: tsctr must run as root to unpack images (file owners, device nodes)");
   const what = `import ${file === "-" ? "stdin" : file}`;
+  if (file !== "-") {
+    const st = await stat(file).catch((e: NodeJS.ErrnoException) => {
+      throw errorOf(e.code === "ENOENT" ? "NotFound" : "InvalidArgument", `${what}: ${e.code === "ENOENT" ? "no such file" : e.message}`);
+    });
+    if (st.isDirectory()) throw errorOf("InvalidArgument", `${what}: is a directory, not an archive`);
+  }
   const input = file === "-" ? process.stdin : createReadStream(file, { highWaterMark: 1 << 20 });
-  const opened = new Promise<void>((resolve, reject) => {
-    if (file === "-") return resolve();
-    input.once("open", () => resolve());
-    input.once("error", (e: NodeJS.ErrnoException) => reject(errorOf(e.code === "ENOENT" ? "NotFound" : "InvalidArgument", `${what}: ${e.message}`)));
-  });
-  await opened;
   const content = await ctx.content();
   const stage = await ImportStage.create(content, join(ctx.root, "tmp", `import-${process.pid}-${randomBytes(6).toString("hex")}`), what);
   const snapshotter = await openSnapshotter(ctx);
