@@ -39,7 +39,7 @@ export async function readImageArchive(input: ReadableStream<Uint8Array>, what: 
         break;
       }
       case "symlink":
-        handlers.link(path, resolveLink(path, entry.linkname, `${at} (link target)`));
+        handlers.link(path, resolveLink(path, entry.linkname, at));
         break;
       case "hardlink":
         handlers.link(path, cleanArchivePath(entry.linkname, `${at} (link target)`));

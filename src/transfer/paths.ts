@@ -42,7 +42,11 @@ export function cleanArchivePath(name: string, what: string): string {
 /** Resolves a symlink `target` found at archive path `at`, staying inside the archive. */
 export function resolveLink(at: string, target: string, what: string): string {
   const dir = at.includes("/") ? at.slice(0, at.lastIndexOf("/") + 1) : "";
-  return cleanArchivePath(target.startsWith("/") ? target : dir + target, what);
+  try {
+    return cleanArchivePath(target.startsWith("/") ? target : dir + target, what);
+  } catch {
+    throw errorOf("InvalidArgument", `${what}: link target "${printable(target)}" points outside the archive`);
+  }
 }
 
 /** A name made safe to show in a one-line message. */

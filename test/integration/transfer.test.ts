@@ -9,7 +9,8 @@ import { mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from "node:
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { gzipSync } from "node:zlib";
+import { gunzipSync, gzipSync } from "node:zlib";
+import { createHash } from "node:crypto";
 import { readTar } from "../../src/archive/tar_reader.ts";
 import { ErrorKinds } from "../../src/errdefs/mod.ts";
 import { assertError, type Result } from "../helpers/assert.ts";
@@ -17,7 +18,7 @@ import { execFile } from "../../src/platform/exec.ts";
 import { startContainerd, type TestContainerd } from "../helpers/containerd.ts";
 import { pushBusyboxIndex } from "../helpers/oci_builder.ts";
 import { startRegistry, type TestRegistry } from "../helpers/registry.ts";
-import { makeTsctr, type Tsctr } from "../helpers/tsctr.ts";
+import { DENO_SOURCE, makeTsctr, type Tsctr } from "../helpers/tsctr.ts";
 
 
 function ok(r: Result, what: string): Result {
@@ -42,6 +43,8 @@ async function storeState(t: Tsctr): Promise<string> {
 interface Entry {
   name: string;
   data: Uint8Array;
+  /** A symlink to this target instead of a file. */
+  symlink?: string;
 }
 
 /** The entries of a (small) tar archive, in order. */
@@ -59,7 +62,7 @@ async function tarEntries(file: string): Promise<Entry[]> {
 }
 
 interface TarPack extends AsyncIterable<Uint8Array> {
-  entry(header: { name: string; size?: number }, content?: Uint8Array): void;
+  entry(header: { name: string; size?: number; type?: "symlink"; linkname?: string }, content?: Uint8Array): void;
   finalize(): void;
 }
 const tarStream = createRequire(import.meta.url)("tar-stream") as { pack(): TarPack };
@@ -67,7 +70,10 @@ const tarStream = createRequire(import.meta.url)("tar-stream") as { pack(): TarP
 /** Writes `entries` as a tar archive (test archives, built by hand). */
 async function writeTar(file: string, entries: Entry[]): Promise<void> {
   const pack = tarStream.pack();
-  for (const e of entries) pack.entry({ name: e.name }, e.data);
+  for (const e of entries) {
+    if (e.symlink !== undefined) pack.entry({ name: e.name, type: "symlink", linkname: e.symlink });
+    else pack.entry({ name: e.name }, e.data);
+  }
   pack.finalize();
   const parts: Uint8Array[] = [];
   for await (const c of pack) parts.push(c);
@@ -178,6 +184,46 @@ test("images export and import", { timeout: 600_000 }, async (t) => {
       const dst3 = await fresh();
       ok(await dst3(["images", "import", docker]), "import docker");
       assert.equal(ok(await dst3(["run", "--rm", ref, "transfer-docker-fmt", "echo", "ok"]), "run").stdout, "ok\n");
+    });
+
+    await t.test("a legacy docker save archive (<id>/layer.tar, a symlinked duplicate layer) → import → run", async () => {
+      const good = await tarEntries(exported);
+      const [docker] = json(good.find((e) => e.name === "manifest.json")!) as Array<{ Config: string; Layers: string[] }>;
+      const layerTar = gunzipSync(good.find((e) => e.name === docker!.Layers[0])!.data);
+      const config = json(good.find((e) => e.name === docker!.Config)!);
+      config.rootfs.diff_ids = [config.rootfs.diff_ids[0], config.rootfs.diff_ids[0]];
+      const configBytes = bytesOf(config);
+      const configName = `${createHash("sha256").update(configBytes).digest("hex")}.json`;
+      const file = join(dir, "legacy.tar");
+      await writeTar(file, [
+        { name: "aaaa/VERSION", data: new TextEncoder().encode("1.0") },
+        { name: "aaaa/layer.tar", data: layerTar },
+        { name: "bbbb/layer.tar", data: new Uint8Array(0), symlink: "../aaaa/layer.tar" },
+        { name: configName, data: configBytes },
+        { name: "manifest.json", data: bytesOf([{ Config: configName, RepoTags: ["legacy:1"], Layers: ["aaaa/layer.tar", "bbbb/layer.tar"] }]) },
+        { name: "repositories", data: bytesOf({ legacy: { "1": "bbbb" } }) },
+      ]);
+      const dst = await fresh();
+      ok(await dst(["images", "import", file]), "import");
+      assert.equal(ok(await dst(["run", "--rm", "legacy:1", "transfer-legacy", "echo", "ok"]), "run").stdout, "ok\n");
+      const evil = join(dir, "legacy-evil.tar");
+      await writeTar(evil, [
+        { name: "aaaa/layer.tar", data: new Uint8Array(0), symlink: "../../etc/passwd" },
+        { name: configName, data: configBytes },
+        { name: "manifest.json", data: bytesOf([{ Config: configName, RepoTags: ["legacy:2"], Layers: ["aaaa/layer.tar"] }]) },
+      ]);
+      const before = await storeState(dst);
+      assertError(await dst(["images", "import", evil]), "InvalidArgument", /link target "\.\.\/\.\.\/etc\/passwd" points outside the archive/);
+      assert.equal(await storeState(dst), before);
+    });
+
+    await t.test("Deno: export to stdout | import from stdin", async () => {
+      const deno = await makeTsctr(DENO_SOURCE);
+      tsctrs.push(deno);
+      const r = await execFile("sh", ["-c", `"$0" "$@" --root ${src.root} --state ${src.state} images export - ${ref} | "$0" "$@" --root ${deno.root} --state ${deno.state} images import -`, ...DENO_SOURCE]);
+      ok(r, "export | import");
+      assert.match(r.stdout, /imported .*busybox:1/);
+      assert.equal(ok(await deno(["run", "--rm", ref, "transfer-deno", "echo", "ok"]), "run").stdout, "ok\n");
     });
 
     await t.test("an image pulled with --discard-blobs cannot be exported", async () => {
