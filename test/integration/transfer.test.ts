@@ -262,7 +262,11 @@ test("images export and import", { timeout: 600_000 }, async (t) => {
         assertError(await dst(["images", "import", file]), kind, re);
         assert.equal(await storeState(dst), before, `${what}: the store is as before`);
       }
-      ok(await dst(["images", "import", exported]), "a good archive still imports");
+      // and afterwards a good archive (zstd-compressed this time) imports and runs
+      const zst = join(dir, "busybox.tar.zst");
+      ok(await execFile("zstd", ["-q", "-o", zst, exported]), "zstd");
+      ok(await dst(["images", "import", zst]), "import a zstd-compressed archive");
+      assert.equal(ok(await dst(["run", "--rm", ref, "transfer-after-bad", "echo", "ok"]), "run").stdout, "ok\n");
     });
   } finally {
     for (const x of tsctrs) await x.cleanup();
