@@ -68,8 +68,8 @@ export async function importImages(ctx: Context, file: string, opts: ImportOptio
   }
   const input = file === "-" ? process.stdin : createReadStream(file, { highWaterMark: 1 << 20 });
   const content = await ctx.content();
-  const stage = await ImportStage.create(content, join(ctx.root, "tmp", `import-${process.pid}-${randomBytes(6).toString("hex")}`), what);
   const snapshotter = await openSnapshotter(ctx);
+  const stage = await ImportStage.create(content, join(ctx.root, "tmp", `import-${process.pid}-${randomBytes(6).toString("hex")}`), what);
   const madeSnapshots: Digest[] = [];
   try {
     await readImageArchive(Readable.toWeb(input) as unknown as ReadableStream<Uint8Array>, what, stage);
@@ -81,12 +81,9 @@ export async function importImages(ctx: Context, file: string, opts: ImportOptio
       const plan = await planImage(stage, content, img.target, want, opts.allPlatforms ?? false, `${what}: image ${img.names.join(", ")}`);
       let unpacked: string | undefined;
       if (plan.manifest) {
-        const config = parseImageConfig(await content.readBytes(plan.manifest.config.digest, MAX_MANIFEST), { layers: plan.manifest.layers.length });
-        const chain = await chainIds(config.rootfs.diff_ids);
-        for (const c of chain) if (!(await snapshotter.stat(c)) && !madeSnapshots.includes(c)) madeSnapshots.push(c);
-        await unpackLayers({ content, snapshotter, layers: plan.manifest.layers, diffIds: config.rootfs.diff_ids, imageRef: img.names[0] ?? img.target.digest });
-        chains.push(chain);
-        unpacked = formatPlatform(normalizePlatform({ os: config.os, architecture: config.architecture, variant: config.variant }));
+        const done = await unpackManifest(content, snapshotter, plan.manifest, img.names[0] ?? img.target.digest, madeSnapshots);
+        chains.push(done.chain);
+        unpacked = done.platform;
       }
       results.push({ names: img.names, target: img.target, unpacked, missing: plan.missing });
     }
@@ -106,7 +103,19 @@ export async function importImages(ctx: Context, file: string, opts: ImportOptio
   }
 }
 
-/** Snapshots this import committed, topmost first (children before parents). */
+/**
+ * Unpacks the manifest's layers into committed snapshots (reusing those that exist) and returns their chain
+ * IDs and the image's platform; `made` collects the snapshots that did not exist before, for a rollback.
+ */
+async function unpackManifest(content: ContentStore, snapshotter: Snapshotter, manifest: Manifest, imageRef: string, made: Digest[]): Promise<{ chain: Digest[]; platform: string }> {
+  const config = parseImageConfig(await content.readBytes(manifest.config.digest, MAX_MANIFEST), { layers: manifest.layers.length });
+  const chain = await chainIds(config.rootfs.diff_ids);
+  for (const c of chain) if (!(await snapshotter.stat(c)) && !made.includes(c)) made.push(c);
+  await unpackLayers({ content, snapshotter, layers: manifest.layers, diffIds: config.rootfs.diff_ids, imageRef });
+  return { chain, platform: formatPlatform(normalizePlatform({ os: config.os, architecture: config.architecture, variant: config.variant })) };
+}
+
+/** Removes the snapshots this import committed, topmost first (children before parents). */
 async function removeSnapshots(snapshotter: Snapshotter, made: Digest[]): Promise<void> {
   for (const c of [...made].reverse()) await snapshotter.remove(c).catch(() => {});
 }
