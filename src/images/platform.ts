@@ -166,7 +166,7 @@ export function platformMatches(want: Platform, have: Platform): boolean {
 const MANIFEST_TYPES: ReadonlySet<string> = new Set([MediaTypes.ociManifest, MediaTypes.dockerManifest, MediaTypes.ociIndex, MediaTypes.dockerManifestList]);
 
 /** True for index entries that describe a runnable image (not attestations, not unknown/unknown). */
-function isImageEntry(d: Descriptor): d is Descriptor & { platform: Platform } {
+export function isImageEntry(d: Descriptor): d is Descriptor & { platform: Platform } {
   if (!d.platform || !MANIFEST_TYPES.has(d.mediaType)) return false;
   if (d.platform.os === "unknown" || d.platform.architecture === "unknown") return false;
   return d.annotations?.["vnd.docker.reference.type"] !== "attestation-manifest";

@@ -2,6 +2,7 @@
 import { Command } from "commander";
 import { contextFrom } from "../options.ts";
 import { formatOption, humanSize, json, table, type OutputFormat } from "../render.ts";
+import { exportCommand, importCommand } from "./transfer.ts";
 
 export function imagesCommand(): Command {
   const images = new Command("images").alias("image").alias("i").description("manage images");
@@ -46,5 +47,7 @@ export function imagesCommand(): Command {
       process.stdout.write(`${await tagImage(ctx, src, dst, { force: opts.force })}\n`);
       await ctx.close();
     });
+  images.addCommand(exportCommand());
+  images.addCommand(importCommand());
   return images;
 }
