@@ -20,7 +20,7 @@ import { execFile, type ExecResult } from "../../src/platform/exec.ts";
 import { isRoot } from "../../src/platform/runtime.ts";
 import { layerFromFiles, pushBusyboxImage } from "../helpers/oci_builder.ts";
 import { freePort, startRegistry, type TestRegistry } from "../helpers/registry.ts";
-import { makeTsctr, NODE_SOURCE, type Tsctr } from "../helpers/tsctr.ts";
+import { makeTsctr, NODE_SOURCE, REPO, type Tsctr } from "../helpers/tsctr.ts";
 
 const CNI = "/usr/lib/cni";
 const skip = !isRoot() ? "needs root" : !existsSync(join(CNI, "bridge")) ? "needs containernetworking-plugins" : false;
@@ -193,6 +193,45 @@ describe("container networks", { skip }, () => {
     const rmd = await inHost(["containers", "rm", "nw-killed"]);
     assert.equal(rmd.code, 0, rmd.stderr);
     await assertNothingLeft();
+  });
+
+  it("CNI CHECK passes on a working attachment and names the plugin once eth0 is gone", async () => {
+    const script = `
+      import { Network } from ${JSON.stringify(join(REPO, "src", "network", "mod.ts"))};
+      import { execFile } from ${JSON.stringify(join(REPO, "src", "platform", "exec.ts"))};
+      const net = new Network({ state: ${JSON.stringify(tsctr.state)}, namespace: "default" });
+      const got = await net.setup("nw-check", { mode: "bridge" });
+      const out = { ips: got.ips };
+      try {
+        await net.check("nw-check");
+        out.first = "ok";
+        await execFile("nsenter", ["--net=" + got.netnsPath, "ip", "link", "del", "eth0"]);
+        out.second = await net.check("nw-check").then(() => "ok", (e) => e.kind + ": " + e.message);
+      } finally {
+        await net.teardown("nw-check");
+      }
+      console.log(JSON.stringify(out));`;
+    const r = await execFile("nsenter", [`--net=${hostNs}`, NODE_SOURCE[0]!, "--input-type=module", "-e", script]);
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as { ips: string[]; first: string; second: string };
+    assert.match(out.ips[0]!, /^10\.77\.\d+\.\d+\/16$/);
+    assert.equal(out.first, "ok");
+    assert.match(out.second, /^FailedPrecondition: network tsctr0: bridge CHECK: .*eth0/);
+    await assertNothingLeft();
+  });
+
+  it("a subnet that overlaps a host route is refused before anything is made", async () => {
+    assert.equal((await hostCmd("ip", ["link", "add", "nw-veth2", "type", "veth", "peer", "name", "nw-veth3"])).code, 0);
+    try {
+      await hostCmd("ip", ["addr", "add", "10.99.3.1/24", "dev", "nw-veth2"]);
+      await hostCmd("ip", ["link", "set", "nw-veth2", "up"]);
+      const r = await inHost(["run", "--rm", ref, "nw-overlap", "true"], { ...process.env, TSCTR_SUBNET: "10.99.0.0/16" });
+      assert.equal(r.code, ErrorKinds.FailedPrecondition, r.stderr);
+      assert.match(r.stderr, /^tsctr: network tsctr0: subnet 10\.99\.0\.0\/16 overlaps the host's route on nw-veth2: set TSCTR_SUBNET to a free one\n$/);
+      await assertNothingLeft();
+    } finally {
+      await hostCmd("ip", ["link", "del", "nw-veth2"]);
+    }
   });
 
   it("bad input: a malformed -p or an unknown --net is exit 10 and leaves nothing", async () => {
