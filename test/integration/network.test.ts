@@ -20,7 +20,10 @@ import { execFile, type ExecResult } from "../../src/platform/exec.ts";
 import { isRoot } from "../../src/platform/runtime.ts";
 import { layerFromFiles, pushBusyboxImage } from "../helpers/oci_builder.ts";
 import { freePort, startRegistry, type TestRegistry } from "../helpers/registry.ts";
-import { makeTsctr, NODE_SOURCE, REPO, type Tsctr } from "../helpers/tsctr.ts";
+import { makeTsctr, DENO_SOURCE, NODE_SOURCE, REPO, type Tsctr } from "../helpers/tsctr.ts";
+
+// test/helpers/tsctr.ts makes --net none the default of other tests; this one tests the real default
+delete process.env.TSCTR_NET;
 
 const CNI = "/usr/lib/cni";
 const skip = !isRoot() ? "needs root" : !existsSync(join(CNI, "bridge")) ? "needs containernetworking-plugins" : false;
@@ -39,8 +42,8 @@ describe("container networks", { skip }, () => {
   const inHost = (args: string[], env?: NodeJS.ProcessEnv): Promise<ExecResult> =>
     execFile("nsenter", [`--net=${hostNs}`, ...NODE_SOURCE, "--root", tsctr.root, "--state", tsctr.state, ...args], { env: env ?? process.env });
   /** Starts a foreground `tsctr run` in the test's host namespace; collects its output. */
-  const start = (args: string[]) => {
-    const child = spawn("nsenter", [`--net=${hostNs}`, ...NODE_SOURCE, "--root", tsctr.root, "--state", tsctr.state, "run", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const start = (args: string[], source: readonly string[] = NODE_SOURCE) => {
+    const child = spawn("nsenter", [`--net=${hostNs}`, ...source, "--root", tsctr.root, "--state", tsctr.state, "run", ...args], { stdio: ["ignore", "pipe", "pipe"] });
     children.push(child);
     const out = { stdout: "", stderr: "" };
     child.stdout!.on("data", (b: Buffer) => (out.stdout += b.toString()));
@@ -165,6 +168,21 @@ describe("container networks", { skip }, () => {
     }
     await assertNothingLeft();
     assert.deepEqual((await links()).sort(), ["lo", "tsctr0"]);
+  });
+
+  it("on Deno too: a published port answers and nothing is left after", async () => {
+    const port = await freePort();
+    const web = start(["--rm", "-p", `127.0.0.1:${port}:80`, ref, "nw-deno", "httpd", "-f", "-p", "80", "-h", "/www"], DENO_SOURCE);
+    try {
+      const got = await until(`HTTP on 127.0.0.1:${port}`, async () => {
+        const g = await hostCmd("curl", ["-sS", "-m", "5", `http://127.0.0.1:${port}/index.html`]);
+        return g.code === 0 ? g.stdout : undefined;
+      });
+      assert.equal(got, PAGE);
+    } finally {
+      assert.equal(await stop(web), 137, web.out.stderr);
+    }
+    await assertNothingLeft();
   });
 
   it("a plugin that fails ADD is one clear line, and the plugins before it are undone", async () => {
