@@ -125,23 +125,27 @@ export class Network {
       const what = `publish ${p.hostIP || "*"}:${p.hostPort}/${p.protocol}`;
       const clash = (q: PortMapping) => q.hostPort === p.hostPort && q.protocol === p.protocol && (q.hostIP === "" || p.hostIP === "" || q.hostIP === p.hostIP);
       if (taken.some(clash) || ports.filter(clash).length > 1) throw errorOf("AlreadyExists", `${what}: the port is already published by a container`);
-      if (!(await portBindable(p))) throw errorOf("AlreadyExists", `${what}: the port is in use on the host`);
+      const refused = await bindError(p);
+      if (refused === "EADDRINUSE") throw errorOf("AlreadyExists", `${what}: the port is in use on the host`);
+      if (refused === "EADDRNOTAVAIL") throw errorOf("InvalidArgument", `${what}: ${p.hostIP} is not an address of this host`);
+      if (refused) throw errorOf("FailedPrecondition", `${what}: cannot bind it on the host (${refused})`);
     }
   }
 }
 
-/** True when a socket can be bound to the mapping's host address and port right now. */
-function portBindable(p: PortMapping): Promise<boolean> {
+/** Why a socket cannot be bound to the mapping's host address and port right now (an errno code), or undefined. */
+function bindError(p: PortMapping): Promise<string | undefined> {
   const host = p.hostIP || "0.0.0.0";
   return new Promise((resolve) => {
+    const failed = (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message);
     if (p.protocol === "udp") {
       const s = createSocket("udp4");
-      s.once("error", () => resolve(false));
-      s.bind(p.hostPort, host, () => s.close(() => resolve(true)));
+      s.once("error", failed);
+      s.bind(p.hostPort, host, () => s.close(() => resolve(undefined)));
       return;
     }
     const srv = createServer();
-    srv.once("error", () => resolve(false));
-    srv.listen({ port: p.hostPort, host, exclusive: true }, () => srv.close(() => resolve(true)));
+    srv.once("error", failed);
+    srv.listen({ port: p.hostPort, host, exclusive: true }, () => srv.close(() => resolve(undefined)));
   });
 }

@@ -185,6 +185,21 @@ describe("container networks", { skip }, () => {
     await assertNothingLeft();
   });
 
+  it("a port that a host process listens on is refused before anything is made", async () => {
+    const port = await freePort();
+    const listener = spawn("nsenter", [`--net=${hostNs}`, NODE_SOURCE[0]!, "-e", `require("node:net").createServer().listen(${port}, "127.0.0.1", () => console.log("up"))`], { stdio: ["ignore", "pipe", "inherit"] });
+    children.push(listener);
+    try {
+      await new Promise((resolve) => listener.stdout!.once("data", resolve));
+      const r = await inHost(["run", "--rm", "-p", `${port}:80`, ref, "nw-busy", "true"]);
+      assert.equal(r.code, ErrorKinds.AlreadyExists, r.stderr);
+      assert.equal(r.stderr, `tsctr: publish *:${port}/tcp: the port is in use on the host\n`);
+      await assertNothingLeft();
+    } finally {
+      listener.kill("SIGKILL");
+    }
+  });
+
   it("a plugin that fails ADD is one clear line, and the plugins before it are undone", async () => {
     const plugins = join(base, "cni-failing");
     await mkdir(plugins, { recursive: true });
@@ -260,6 +275,7 @@ describe("container networks", { skip }, () => {
       [["-p", "8080:80/sctp"], /unknown protocol "sctp"/],
       [["--net", "bogus"], /invalid network "bogus": expected bridge, none, host/],
       [["--net", "none", "-p", "8080:80"], /publishing ports needs the bridge network/],
+      [["-p", "192.0.2.250:8080:80"], /publish 192\.0\.2\.250:8080\/tcp: 192\.0\.2\.250 is not an address of this host/],
     ];
     for (const [flags, re] of cases) {
       const r = await inHost(["run", "--rm", ...flags, ref, "nw-bad", "true"]);
