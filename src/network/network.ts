@@ -76,7 +76,7 @@ export class Network {
 
   /** CNI CHECK of a bridge container's network; FailedPrecondition naming the plugin that objects. */
   async check(id: string): Promise<void> {
-    const record = await this.readRecord(id);
+    const record = await readRecord(this.recordPath(id));
     if (!record?.result) throw errorOf("NotFound", `network for ${id}: no bridge attachment`);
     await checkNetworkList(record.list, record.attachment, record.result);
   }
@@ -86,7 +86,7 @@ export class Network {
    * is unmounted and deleted, then the record. Idempotent; a DEL failure keeps the record for another try.
    */
   async teardown(id: string): Promise<void> {
-    const record = await this.readRecord(id);
+    const record = await readRecord(this.recordPath(id));
     let failure: unknown;
     if (record) await delNetworkList(record.list, record.attachment, record.result).catch((e: unknown) => (failure = e));
     await removeNetns(this.netnsPath(id));
@@ -106,21 +106,12 @@ export class Network {
     return writeFileAtomic(this.recordPath(id), JSON.stringify(record) + "\n", { mode: 0o600, durable: false });
   }
 
-  private async readRecord(id: string, path = this.recordPath(id)): Promise<AttachmentRecord | undefined> {
-    try {
-      return JSON.parse(await readFile(path, "utf8")) as AttachmentRecord;
-    } catch (e) {
-      if (isErrno(e, "ENOENT")) return undefined;
-      throw e;
-    }
-  }
-
   /** AlreadyExists when another tsctr container publishes the port, or a host process listens on it. */
   private async checkPortsFree(ports: readonly PortMapping[]): Promise<void> {
     if (ports.length === 0) return;
     const dir = join(this.state, "cni", "attachments");
     const names = await readdir(dir).catch(() => [] as string[]);
-    const taken = (await Promise.all(names.filter((n) => n.endsWith(".json")).map((n) => this.readRecord("", join(dir, n)).catch(() => undefined)))).flatMap((r) => r?.ports ?? []);
+    const taken = (await Promise.all(names.filter((n) => n.endsWith(".json")).map((n) => readRecord(join(dir, n)).catch(() => undefined)))).flatMap((r) => r?.ports ?? []);
     for (const p of ports) {
       const what = `publish ${p.hostIP || "*"}:${p.hostPort}/${p.protocol}`;
       const clash = (q: PortMapping) => q.hostPort === p.hostPort && q.protocol === p.protocol && (q.hostIP === "" || p.hostIP === "" || q.hostIP === p.hostIP);
@@ -130,6 +121,16 @@ export class Network {
       if (refused === "EADDRNOTAVAIL") throw errorOf("InvalidArgument", `${what}: ${p.hostIP} is not an address of this host`);
       if (refused) throw errorOf("FailedPrecondition", `${what}: cannot bind it on the host (${refused})`);
     }
+  }
+}
+
+/** The record of an attachment, or undefined when there is none. */
+async function readRecord(path: string): Promise<AttachmentRecord | undefined> {
+  try {
+    return JSON.parse(await readFile(path, "utf8")) as AttachmentRecord;
+  } catch (e) {
+    if (isErrno(e, "ENOENT")) return undefined;
+    throw e;
   }
 }
 
