@@ -7,6 +7,7 @@ import type { ContainerRecord } from "../metadata/mod.ts";
 import { unmount } from "../mount/mod.ts";
 import { Runc, findRunc } from "../runtime/mod.ts";
 import { join } from "node:path";
+import { disconnectNetwork } from "./network.ts";
 
 /** Every container record in the namespace. */
 export async function listContainers(ctx: Context): Promise<ContainerRecord[]> {
@@ -27,6 +28,7 @@ export async function removeContainer(ctx: Context, id: string): Promise<void> {
     throw errorOf("FailedPrecondition", `container "${id}": still ${state.status}; stop it first`);
   }
   if (state) await runc.delete(id, { force: true });
+  await disconnectNetwork(ctx, id);
   const bundle = ctx.bundleDir(id);
   await unmount(join(bundle, "rootfs")).catch(() => {});
   await rm(bundle, { recursive: true, force: true });

@@ -15,6 +15,8 @@ import type { Platform } from "../images/types.ts";
 import { mountAll, unmount } from "../mount/mod.ts";
 import { Runc, findRunc, forwardSignals, generateSpec, resolveUser, writeBundle } from "../runtime/mod.ts";
 import { isRoot } from "../platform/runtime.ts";
+import { connectNetwork, disconnectNetwork } from "./network.ts";
+import type { NetworkOptions } from "../network/mod.ts";
 import process from "node:process";
 
 export interface RunOptions {
@@ -25,6 +27,8 @@ export interface RunOptions {
   tty?: boolean;
   rm?: boolean;
   platform: Platform;
+  /** Default: the bridge network, no published ports. */
+  network?: NetworkOptions;
 }
 
 const ID_RE = /^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$/;
@@ -55,10 +59,11 @@ export async function run(ctx: Context, opts: RunOptions): Promise<number> {
   const snapshotKey = `${ctx.namespace}/${opts.id}`;
   const bundle = ctx.bundleDir(opts.id);
   const rootfs = join(bundle, "rootfs");
-  const made = { snapshot: false, bundle: false, mount: false };
+  const made = { snapshot: false, bundle: false, mount: false, network: false };
   // Undoes what was made, in an order that an interrupted teardown can repeat: the mount first, then the
   // bundle and the snapshot together, and the record last (`containers rm` finishes a half-removed one).
   const teardown = async () => {
+    if (made.network) await disconnectNetwork(ctx, opts.id).catch(() => {});
     if (made.mount) await unmount(rootfs).catch(() => {});
     await Promise.all([
       made.bundle ? rm(bundle, { recursive: true, force: true }).catch(() => {}) : undefined,
@@ -85,6 +90,8 @@ export async function run(ctx: Context, opts: RunOptions): Promise<number> {
     made.mount = true;
     const user = await resolveUser(rootfs, image.config.config?.User ?? "");
     const spec = generateSpec({ id: opts.id, namespace: ctx.namespace, image: image.config, args: opts.args, env: opts.env, tty: opts.tty, user });
+    made.network = true;
+    await connectNetwork(ctx, opts.id, bundle, spec, opts.network ?? { mode: "bridge" });
     await writeBundle(bundle, spec);
     const runc = new Runc({ binary: runcBinary, root: ctx.runcRoot() });
     const task = runc.run(opts.id, bundle, { stdio: "inherit", tty: opts.tty ?? false });
@@ -107,6 +114,7 @@ export async function run(ctx: Context, opts: RunOptions): Promise<number> {
   if (opts.rm) {
     await teardown();
   } else {
+    await disconnectNetwork(ctx, opts.id).catch(() => {});
     // keep the record and the snapshot (like ctr); the rootfs is unmounted until the container starts again
     await unmount(rootfs).catch(() => {});
   }

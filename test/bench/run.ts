@@ -313,10 +313,11 @@ async function runs(exe: string, ctd: PrivateContainerd, busybox: FixtureImage, 
   await timeOk("tsctr pull busybox", ...tsctrCmd(exe, root, state, ["pull", "--plain-http", busybox.ref]), { timeoutMs: 60_000 });
   await timeOk("ctr images pull busybox", "ctr", ["-a", ctd.sock, "images", "pull", "--plain-http", busybox.ref], { timeoutMs: 60_000 });
   const opts = { timeoutMs: 30_000 };
+  // --net none: like ctr run without --cni (a network namespace of its own, no bridge)
   const pairs = await alternate(
     n,
     2,
-    async (i) => (await timeOk("tsctr run --rm", ...tsctrCmd(exe, root, state, ["run", "--rm", busybox.ref, `bench-t${i + 2}`, "true"]), opts)).ms,
+    async (i) => (await timeOk("tsctr run --rm", ...tsctrCmd(exe, root, state, ["run", "--rm", "--net", "none", busybox.ref, `bench-t${i + 2}`, "true"]), opts)).ms,
     async (i) => (await timeOk("ctr run --rm", "ctr", ["-a", ctd.sock, "run", "--rm", busybox.ref, `bench-c${i + 2}`, "true"], opts)).ms,
   );
   await removeTree(join(base, "run"));

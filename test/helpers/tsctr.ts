@@ -9,6 +9,10 @@ import { execFile, type ExecResult } from "../../src/platform/exec.ts";
 import { unmount } from "../../src/mount/mod.ts";
 import { execFile as run } from "../../src/platform/exec.ts";
 
+// Containers of tests that are not about networking stay off the host's network (no tsctr0 bridge, no
+// iptables rules): their tsctr runs default to --net none. test/integration/network.test.ts unsets it.
+process.env.TSCTR_NET ??= "none";
+
 export const REPO = resolve(import.meta.dirname, "..", "..");
 export const NODE_SOURCE = [join(REPO, "node_modules", ".bin", "node"), join(REPO, "src", "cli", "main.ts")];
 export const DENO_SOURCE = [join(REPO, "node_modules", "@deno", "linux-x64-glibc", "deno"), "run", "--allow-all", "--quiet", join(REPO, "src", "cli", "main.ts")];

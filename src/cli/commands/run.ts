@@ -1,7 +1,9 @@
 /** `tsctr run [--rm] [-t] [--env K=V]… [--platform P] IMAGE ID [CMD [ARG…]]`, like `ctr run`. */
-import { Command } from "commander";
+import { Command, Option } from "commander";
 import { contextFrom } from "../options.ts";
 import { keyValue } from "../parse.ts";
+import { parseNetworkMode, parsePublish } from "../../network/parse.ts";
+import type { NetworkMode, PortMapping } from "../../network/types.ts";
 
 export function runCommand(): Command {
   return new Command("run")
@@ -13,8 +15,10 @@ export function runCommand(): Command {
     .option("-t, --tty", "allocate a terminal", false)
     .option("--env <K=V>", "set an environment variable (repeatable)", keyValue, [] as string[])
     .option("--platform <platform>", "platform of the image to run (default: this host's)")
+    .addOption(new Option("--net <mode>", "network: bridge (tsctr0, NAT), none (loopback only) or host").env("TSCTR_NET").default("bridge").argParser(parseNetworkMode))
+    .option("-p, --publish <[hostip:]hostport:port[/proto]>", "publish a container port on the host (repeatable)", (v: string, prev: PortMapping[]) => [...prev, parsePublish(v)], [] as PortMapping[])
     .passThroughOptions()
-    .action(async (image: string, id: string, cmdArgs: string[], opts: { rm: boolean; tty: boolean; env: string[]; platform?: string }, cmd: Command) => {
+    .action(async (image: string, id: string, cmdArgs: string[], opts: { rm: boolean; tty: boolean; env: string[]; platform?: string; net: NetworkMode; publish: PortMapping[] }, cmd: Command) => {
       const { run } = await import("../../client/run.ts");
       const { hostPlatform, parsePlatform } = await import("../../images/platform.ts");
       const ctx = contextFrom(cmd);
@@ -26,6 +30,7 @@ export function runCommand(): Command {
         tty: opts.tty,
         rm: opts.rm,
         platform: opts.platform ? parsePlatform(opts.platform) : hostPlatform(),
+        network: { mode: opts.net, ports: opts.publish },
       });
       await ctx.close();
       process.exitCode = status;
