@@ -8,6 +8,7 @@ import { pullCommand } from "./commands/pull.ts";
 import { imagesCommand } from "./commands/images.ts";
 import { runCommand } from "./commands/run.ts";
 import { containersCommand } from "./commands/containers.ts";
+import { checkCommand, contentCommand, dfCommand, namespacesCommand, pruneCommand, snapshotsCommand } from "./commands/store.ts";
 
 /** Builds the commander program with ctr-like global options. */
 export function buildProgram(): Command {
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
     .option("--debug", "print stack traces and debug output", false)
     .addOption(new Option("--digest-engine <engine>", "how SHA-256 digests are computed").choices(["native", "wasm"]).default(process.env.TSCTR_DIGEST_ENGINE === "wasm" ? "wasm" : "native"))
     .addOption(new Option("--decompress-engine <engine>", "how layers are decompressed").choices(["native", "wasm"]).default(process.env.TSCTR_DECOMPRESS_ENGINE === "native" ? "native" : "wasm"))
+    .addOption(new Option("--sync <level>", "what reaches stable storage before a change is visible (default: config.json's, else full)").choices(["none", "metadata", "full"]))
     .enablePositionalOptions()
     .showHelpAfterError(false)
     .exitOverride()
@@ -26,11 +28,16 @@ export function buildProgram(): Command {
       setDebug(Boolean(cmd.opts().debug));
       setDigestEngine(cmd.opts().digestEngine === "wasm" ? "wasm" : "native");
       setDecompressEngine(cmd.opts().decompressEngine === "native" ? "native" : "wasm");
+    })
+    .hook("preAction", async (cmd) => {
+      const { applySyncLevel } = await import("../client/store_config.ts");
+      await applySyncLevel(String(cmd.opts().root), cmd.opts().sync);
     });
   program.addCommand(versionCommand());
   program.addCommand(pullCommand());
   program.addCommand(imagesCommand());
   program.addCommand(runCommand());
   program.addCommand(containersCommand());
+  for (const c of [checkCommand(), pruneCommand(), dfCommand(), contentCommand(), snapshotsCommand(), namespacesCommand()]) program.addCommand(c);
   return program;
 }

@@ -33,6 +33,17 @@ export interface LayerPipelineOptions {
   /** Extraction worker threads (default: one per core; 0 extracts in this thread, using less memory). */
   workers?: number;
   emit: (e: PullEvent) => void;
+  /** Coordination with other tsctr processes on the same store (locks and the pull's lease). */
+  guard?: LayerGuard;
+}
+
+/**
+ * Locks that make concurrent pulls share work: a layer's snapshot is locked (and leased) from the moment
+ * its existence is checked until it is committed; its blob is locked while it is fetched or read.
+ */
+export interface LayerGuard {
+  lockLayer(chainId: Digest): Promise<() => Promise<void>>;
+  withBlob<T>(digest: Digest, fn: () => Promise<T>): Promise<T>;
 }
 
 /** A sink for a layer's compressed bytes that verifies digest and size when the layer ends. */
@@ -58,11 +69,17 @@ async function pullLayersWith(o: LayerPipelineOptions, workers: ExtractWorkers |
   const committed: Array<Promise<void>> = [];
   const next = { index: 0 };
   const runLayer = async (i: number) => {
-    const key = await fetchAndExtract(o, i, abort.signal, workers);
-    await (committed[i - 1] ?? Promise.resolve());
-    if (key !== undefined) {
-      await commitLayer(o.snapshotter, key, o.chain[i]!, o.chain[i - 1]);
-      o.emit({ type: "unpack", digest: o.layers[i]!.digest, status: "done" });
+    const release = await o.guard?.lockLayer(o.chain[i]!);
+    try {
+      const fetch = () => fetchAndExtract(o, i, abort.signal, workers);
+      const key = await (o.guard ? o.guard.withBlob(o.layers[i]!.digest, fetch) : fetch());
+      await (committed[i - 1] ?? Promise.resolve());
+      if (key !== undefined) {
+        await commitLayer(o.snapshotter, key, o.chain[i]!, o.chain[i - 1]);
+        o.emit({ type: "unpack", digest: o.layers[i]!.digest, status: "done" });
+      }
+    } finally {
+      await release?.();
     }
   };
   const worker = async () => {
