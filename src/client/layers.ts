@@ -105,6 +105,9 @@ async function fetchAndExtract(o: LayerPipelineOptions, i: number, signal: Abort
   const base = { type: "blob", digest: layer.digest, mediaType: layer.mediaType, size: layer.size } as const;
   if (await o.snapshotter.stat(o.chain[i]!)) {
     o.emit({ type: "unpack", digest: layer.digest, status: "exists" });
+    // Unpacked, but the compressed copy is gone (pulled with --discard-blobs, or removed by a repair):
+    // fetch it again so the image can be exported and pushed.
+    if (!o.discardBlobs && !(await o.content.info(layer.digest))) await fetchBlobOnly(o, layer, signal);
     return undefined;
   }
   if (await o.content.info(layer.digest)) {
@@ -140,6 +143,20 @@ async function fetchAndExtract(o: LayerPipelineOptions, i: number, signal: Abort
     return key;
   } catch (e) {
     await sink.abort();
+    throw signal.aborted ? signal.reason : e;
+  }
+}
+
+/** Downloads a layer blob into the content store without extracting it. */
+async function fetchBlobOnly(o: LayerPipelineOptions, layer: Descriptor, signal: AbortSignal): Promise<void> {
+  const w = await o.content.writer(`pull-${layer.digest}`, { digest: layer.digest, size: layer.size });
+  try {
+    const body = await o.registry.fetchBlob(o.ref, layer);
+    for await (const chunk of body.pipeThrough(new TransformStream(), { signal })) await w.write(chunk);
+    await w.commit();
+    o.emit({ type: "blob", digest: layer.digest, mediaType: layer.mediaType, size: layer.size, status: "done", offset: layer.size });
+  } catch (e) {
+    await w.abort();
     throw signal.aborted ? signal.reason : e;
   }
 }
