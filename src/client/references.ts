@@ -52,6 +52,8 @@ export async function markReferences(md: MetadataStore, content: ContentStore, s
     marks.images.push({ namespace, name: String(r.name), target, ...(problem ? { problem } : {}) });
   }
   for (const r of md.statement("SELECT snapshot_key FROM containers").all()) marks.snapshots.add(String(r.snapshot_key));
+  // A container's record (with its snapshot's parent) is written before its snapshot is prepared.
+  for (const r of md.statement("SELECT parent FROM snapshots WHERE kind != 'committed' AND parent IS NOT NULL").all()) marks.snapshots.add(String(r.parent));
   for (const res of liveLeaseResources(md)) {
     const [kind, ...rest] = res.split(":");
     const ref = rest.join(":");
