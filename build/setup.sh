@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   runc containerd docker-registry skopeo umoci busybox-static attr apache2-utils openssl curl pigz
   qemu-user-static libc6-arm64-cross libstdc++6-arm64-cross libgcc-s1-arm64-cross
-  clang-16 lld-16 llvm-16
+  clang-16 lld-16 llvm-16 strace
   containernetworking-plugins iptables iproute2
 )
 BINFMT=/proc/sys/fs/binfmt_misc

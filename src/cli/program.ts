@@ -11,6 +11,7 @@ import { containersCommand } from "./commands/containers.ts";
 import { loginCommand, logoutCommand } from "./commands/login.ts";
 import { DEFAULT_HOSTS_DIR } from "../client/context.ts";
 import { pushCommand } from "./commands/push.ts";
+import { checkCommand, contentCommand, dfCommand, namespacesCommand, pruneCommand, snapshotsCommand } from "./commands/store.ts";
 
 /** Builds the commander program with ctr-like global options. */
 export function buildProgram(): Command {
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
     .option("--hosts-dir <dir>", "registry hosts and mirrors: <dir>/<registry>/hosts.toml", process.env.TSCTR_HOSTS_DIR ?? DEFAULT_HOSTS_DIR)
     .addOption(new Option("--digest-engine <engine>", "how SHA-256 digests are computed").choices(["native", "wasm"]).default(process.env.TSCTR_DIGEST_ENGINE === "wasm" ? "wasm" : "native"))
     .addOption(new Option("--decompress-engine <engine>", "how layers are decompressed").choices(["native", "wasm"]).default(process.env.TSCTR_DECOMPRESS_ENGINE === "native" ? "native" : "wasm"))
+    .addOption(new Option("--sync <level>", "what reaches stable storage before a change is visible (default: config.json's, else full)").choices(["none", "metadata", "full"]))
     .enablePositionalOptions()
     .showHelpAfterError(false)
     .exitOverride()
@@ -30,6 +32,10 @@ export function buildProgram(): Command {
       setDebug(Boolean(cmd.opts().debug));
       setDigestEngine(cmd.opts().digestEngine === "wasm" ? "wasm" : "native");
       setDecompressEngine(cmd.opts().decompressEngine === "native" ? "native" : "wasm");
+    })
+    .hook("preAction", async (cmd) => {
+      const { applySyncLevel } = await import("../client/store_config.ts");
+      await applySyncLevel(String(cmd.opts().root), cmd.opts().sync);
     });
   program.addCommand(versionCommand());
   program.addCommand(pullCommand());
@@ -39,6 +45,7 @@ export function buildProgram(): Command {
   program.addCommand(loginCommand());
   program.addCommand(logoutCommand());
   program.addCommand(pushCommand());
+  for (const c of [checkCommand(), pruneCommand(), dfCommand(), contentCommand(), snapshotsCommand(), namespacesCommand()]) program.addCommand(c);
   exitOverrideEverywhere(program);
   return program;
 }

@@ -44,7 +44,11 @@ export async function getImage(ctx: Context, name: string): Promise<ImageRecord>
   return found;
 }
 
-/** Removes image names; the content stays until garbage collection. */
+/**
+ * Removes image names, then collects what no image, container or lease uses any more (what only these
+ * images held). The names go first, in their own transactions: a crash after that leaves only
+ * unreferenced garbage, which the next GC or `check --repair` removes.
+ */
 export async function removeImages(ctx: Context, names: string[]): Promise<string[]> {
   const md = await ctx.metadata();
   const removed: string[] = [];
@@ -53,6 +57,8 @@ export async function removeImages(ctx: Context, names: string[]): Promise<strin
     md.transaction(() => md.deleteImage(ctx.namespace, img.name));
     removed.push(img.name);
   }
+  const { collectGarbage } = await import("./gc.ts");
+  await collectGarbage(ctx);
   return removed;
 }
 

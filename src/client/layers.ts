@@ -33,6 +33,17 @@ export interface LayerPipelineOptions {
   /** Extraction worker threads (default: one per core; 0 extracts in this thread, using less memory). */
   workers?: number;
   emit: (e: PullEvent) => void;
+  /** Coordination with other tsctr processes on the same store (locks and the pull's lease). */
+  guard?: LayerGuard;
+}
+
+/**
+ * Locks that make concurrent pulls share work: a layer's snapshot is locked (and leased) from the moment
+ * its existence is checked until it is committed; its blob is locked while it is fetched or read.
+ */
+export interface LayerGuard {
+  lockLayer(chainId: Digest): Promise<() => Promise<void>>;
+  withBlob<T>(digest: Digest, fn: () => Promise<T>): Promise<T>;
 }
 
 /** A sink for a layer's compressed bytes that verifies digest and size when the layer ends. */
@@ -58,11 +69,17 @@ async function pullLayersWith(o: LayerPipelineOptions, workers: ExtractWorkers |
   const committed: Array<Promise<void>> = [];
   const next = { index: 0 };
   const runLayer = async (i: number) => {
-    const key = await fetchAndExtract(o, i, abort.signal, workers);
-    await (committed[i - 1] ?? Promise.resolve());
-    if (key !== undefined) {
-      await commitLayer(o.snapshotter, key, o.chain[i]!, o.chain[i - 1]);
-      o.emit({ type: "unpack", digest: o.layers[i]!.digest, status: "done" });
+    const release = await o.guard?.lockLayer(o.chain[i]!);
+    try {
+      const fetch = () => fetchAndExtract(o, i, abort.signal, workers);
+      const key = await (o.guard ? o.guard.withBlob(o.layers[i]!.digest, fetch) : fetch());
+      await (committed[i - 1] ?? Promise.resolve());
+      if (key !== undefined) {
+        await commitLayer(o.snapshotter, key, o.chain[i]!, o.chain[i - 1]);
+        o.emit({ type: "unpack", digest: o.layers[i]!.digest, status: "done" });
+      }
+    } finally {
+      await release?.();
     }
   };
   const worker = async () => {
@@ -87,9 +104,10 @@ async function fetchAndExtract(o: LayerPipelineOptions, i: number, signal: Abort
   const layer = o.layers[i]!;
   const base = { type: "blob", digest: layer.digest, mediaType: layer.mediaType, size: layer.size } as const;
   if (await o.snapshotter.stat(o.chain[i]!)) {
-    // Unpacked by an earlier pull with --discard-blobs: store the blob now, so export and push can use it.
-    if (!o.discardBlobs && !(await o.content.info(layer.digest))) await storeBlob(o, layer, signal);
     o.emit({ type: "unpack", digest: layer.digest, status: "exists" });
+    // Unpacked, but the compressed copy is gone (pulled with --discard-blobs, or removed by a repair):
+    // fetch it again so the image can be exported and pushed.
+    if (!o.discardBlobs && !(await o.content.info(layer.digest))) await fetchBlobOnly(o, layer, signal);
     return undefined;
   }
   if (await o.content.info(layer.digest)) {
@@ -129,15 +147,14 @@ async function fetchAndExtract(o: LayerPipelineOptions, i: number, signal: Abort
   }
 }
 
-/** Downloads a layer into the content store only (its snapshot exists already). */
-async function storeBlob(o: LayerPipelineOptions, layer: Descriptor, signal: AbortSignal): Promise<void> {
-  const base = { type: "blob", digest: layer.digest, mediaType: layer.mediaType, size: layer.size } as const;
+/** Downloads a layer blob into the content store without extracting it. */
+async function fetchBlobOnly(o: LayerPipelineOptions, layer: Descriptor, signal: AbortSignal): Promise<void> {
   const w = await o.content.writer(`pull-${layer.digest}`, { digest: layer.digest, size: layer.size });
   try {
     const body = await o.registry.fetchBlob(o.ref, layer);
-    await body.pipeTo(new WritableStream({ write: (c) => w.write(c) }), { signal });
+    for await (const chunk of body.pipeThrough(new TransformStream(), { signal })) await w.write(chunk);
     await w.commit();
-    o.emit({ ...base, status: "done", offset: layer.size });
+    o.emit({ type: "blob", digest: layer.digest, mediaType: layer.mediaType, size: layer.size, status: "done", offset: layer.size });
   } catch (e) {
     await w.abort();
     throw signal.aborted ? signal.reason : e;

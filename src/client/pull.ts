@@ -16,6 +16,9 @@ import { openSnapshotter } from "./snapshotter.ts";
 import { pullLayers } from "./layers.ts";
 import type { LayerLimits } from "../unpack/extract.ts";
 import { isRoot } from "../platform/runtime.ts";
+import { lockResource, storeBytes, withLease, type Lease } from "./coordination.ts";
+import type { LayerGuard } from "./layers.ts";
+import { clearImageMark } from "../metadata/image_marks.ts";
 
 export type PullEvent =
   | { type: "resolved"; ref: string; digest: string; platform: string }
@@ -56,34 +59,34 @@ export async function pull(ctx: Context, refString: string, opts: PullOptions): 
   const ref = parseReference(refString);
   const registry = await openRegistry(ctx, { plainHttp: opts.plainHttp, skipVerify: opts.skipVerify, user: opts.user, userRegistry: ref.domain });
   try {
-    return await pullWith(ctx, registry, ref, opts, started);
+    return await withLease(ctx, (lease) => pullWith(ctx, registry, ref, opts, started, lease));
   } finally {
     await registry.close();
   }
 }
 
-async function pullWith(ctx: Context, registry: RegistryClient, ref: Reference, opts: PullOptions, started: number): Promise<PullResult> {
+async function pullWith(ctx: Context, registry: RegistryClient, ref: Reference, opts: PullOptions, started: number, lease: Lease): Promise<PullResult> {
   const emit = opts.onEvent ?? (() => {});
   const name = ref.toString();
   const content = await ctx.content();
 
   const top = await registry.resolve(ref);
   const target = top.descriptor;
-  await content.writeBytes(top.bytes, target);
+  await storeBytes(ctx, content, lease, top.bytes, target);
 
   let manifestDesc = target;
   let manifestBytes = top.bytes;
   if (detectManifestKind(target.mediaType, top.bytes) === "index") {
     manifestDesc = selectManifest(parseIndex(top.bytes), opts.platform, name);
     manifestBytes = await registry.fetchManifest(ref, manifestDesc);
-    await content.writeBytes(manifestBytes, manifestDesc);
+    await storeBytes(ctx, content, lease, manifestBytes, manifestDesc);
   }
   emit({ type: "resolved", ref: name, digest: target.digest, platform: formatPlatform(opts.platform) });
 
   const manifest = parseManifest(manifestBytes);
   if (manifest.config.size > MAX_SMALL_BLOB) throw errorOf("ResourceExhausted", `pull ${name}: image config of ${manifest.config.size} bytes is too large`);
   const configBytes = await registry.fetchManifest(ref, manifest.config);
-  await content.writeBytes(configBytes, manifest.config);
+  await storeBytes(ctx, content, lease, configBytes, manifest.config);
   const config = parseImageConfig(configBytes);
   if (config.rootfs.diff_ids.length !== manifest.layers.length) {
     throw errorOf("DataLoss", `pull ${name}: config lists ${config.rootfs.diff_ids.length} diff IDs for ${manifest.layers.length} layers`);
@@ -104,13 +107,38 @@ async function pullWith(ctx: Context, registry: RegistryClient, ref: Reference, 
     limits: opts.limits,
     workers: opts.workers,
     emit,
+    guard: layerGuard(ctx, lease),
   });
   const chainId = chain.at(-1);
   const md = await ctx.metadata();
   md.transaction(() => {
     chain.forEach((c, i) => md.putSnapshot({ namespace: ctx.namespace, key: c, parent: i > 0 ? chain[i - 1] : undefined, kind: "committed" }));
     md.putImage(ctx.namespace, name, { mediaType: target.mediaType, digest: target.digest, size: target.size });
+    clearImageMark(md, ctx.namespace, name);
   });
   emit({ type: "done", ref: name, digest: target.digest, elapsedMs: Date.now() - started });
   return { name, target, manifest: manifestDesc, chainId };
+}
+
+/** Layer locks and leases for this pull (see coordination.ts). */
+function layerGuard(ctx: Context, lease: Lease): LayerGuard {
+  return {
+    async lockLayer(chainId) {
+      const release = await lockResource(ctx, "snapshot", chainId);
+      await lease.add("snapshot", chainId).catch(async (e) => {
+        await release();
+        throw e;
+      });
+      return release;
+    },
+    async withBlob(digest, fn) {
+      const release = await lockResource(ctx, "blob", digest);
+      try {
+        await lease.add("content", digest);
+        return await fn();
+      } finally {
+        await release();
+      }
+    },
+  };
 }

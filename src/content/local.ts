@@ -10,7 +10,7 @@ import { Readable } from "node:stream";
 import process from "node:process";
 import { createHasher, digestHex, isDigest, type Digest, type Hasher } from "../digest/mod.ts";
 import { errorOf, isErrno } from "../errdefs/mod.ts";
-import { fsyncDir } from "../platform/durable.ts";
+import { fsyncDir, syncHandle } from "../platform/durable.ts";
 import type { BlobInfo, ContentStore, ContentWriter, Expected } from "./types.ts";
 
 /** Opens (creating if needed) the content store rooted at `dir`. */
@@ -131,7 +131,7 @@ class LocalWriter implements ContentWriter {
       if (this.#offset !== size) throw errorOf("DataLoss", `content ${digest}: got ${this.#offset} bytes, expected ${size}`);
       const got = this.#hasher.digest();
       if (got !== digest) throw errorOf("DataLoss", `content ${digest}: data has digest ${got}`);
-      await this.#fh.sync();
+      await syncHandle(this.#fh);
       await this.#fh.close();
       this.#done = true;
       await rename(join(this.#ingestDir, "data"), this.#target);

@@ -5,6 +5,7 @@ import { randomBytes } from "node:crypto";
 
 /** Flushes a directory's entries (after a rename or create inside it) to stable storage. */
 export async function fsyncDir(dir: string): Promise<void> {
+  if (syncLevel === "none") return;
   const fh = await open(dir, "r");
   try {
     await fh.sync();
@@ -15,6 +16,7 @@ export async function fsyncDir(dir: string): Promise<void> {
 
 /** Flushes a file's contents to stable storage. */
 export async function fsyncFile(path: string): Promise<void> {
+  if (syncLevel !== "full") return;
   const fh = await open(path, "r+");
   try {
     await fh.sync();
@@ -37,4 +39,39 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, o
   if (durable) await fsyncFile(tmp);
   await rename(tmp, path);
   if (durable) await fsyncDir(dir);
+}
+
+/**
+ * How much tsctr flushes to stable storage (`--sync`, or "sync" in <root>/config.json):
+ * - `full` (default): file data is fsynced before it is renamed into place, directories after; a power cut
+ *   leaves every committed blob, layer and name whole, or absent.
+ * - `metadata`: names and directories are flushed, file data is not; after a power cut a blob or layer may
+ *   hold zeros or be short (`tsctr check --full` finds it, `--repair` makes the next pull fetch it again).
+ * - `none`: nothing is flushed; a killed process still leaves a consistent store (renames are atomic), a
+ *   power cut may lose anything written in the last seconds.
+ */
+export type SyncLevel = "none" | "metadata" | "full";
+
+export const SYNC_LEVELS: readonly SyncLevel[] = ["none", "metadata", "full"];
+
+let syncLevel: SyncLevel = "full";
+
+/** Sets the process-wide sync level. */
+export function setSyncLevel(level: SyncLevel): void {
+  syncLevel = level;
+}
+
+/** The process-wide sync level. */
+export function getSyncLevel(): SyncLevel {
+  return syncLevel;
+}
+
+/** True when file data must reach stable storage before it is renamed into place (level `full`). */
+export function syncsData(): boolean {
+  return syncLevel === "full";
+}
+
+/** Flushes an open file's data when the sync level asks for it. */
+export async function syncHandle(fh: { sync(): Promise<void> }): Promise<void> {
+  if (syncLevel === "full") await fh.sync();
 }

@@ -14,7 +14,8 @@ import { join } from "node:path";
 import { errorOf, isErrno } from "../../errdefs/mod.ts";
 import { MOUNT_DATA_LIMIT, overlaySupported } from "../../mount/mount.ts";
 import { execFile } from "../../platform/exec.ts";
-import { fsyncDir, writeFileAtomic } from "../../platform/durable.ts";
+import { fsyncDir, syncsData, writeFileAtomic } from "../../platform/durable.ts";
+import { ownerAlive, ownerId } from "../../platform/lock.ts";
 import type { Mount, SnapshotInfo, Snapshotter } from "../types.ts";
 
 interface Found {
@@ -42,9 +43,9 @@ export class OverlaySnapshotter implements Snapshotter {
     }
     if (/[:,]/.test(root)) throw errorOf("InvalidArgument", `open overlay snapshotter: root "${root}" must not contain ':' or ','`);
     for (const d of ["active", "committed", "tmp", "l"]) await mkdir(join(root, d), { recursive: true, mode: 0o700 });
-    if ((await readdir(join(root, "tmp"))).length > 0) {
-      await rm(join(root, "tmp"), { recursive: true, force: true });
-      await mkdir(join(root, "tmp"), { mode: 0o700 });
+    // Other tsctr processes may be working in tmp/ right now: only what dead processes left is removed.
+    for (const name of await readdir(join(root, "tmp"))) {
+      if (!tmpOwnerAlive(name)) await rm(join(root, "tmp", name), { recursive: true, force: true });
     }
     await finishCommits(root);
     // When the overlay module indexes by default, mounting a lower directory under two uppers fails.
@@ -110,9 +111,12 @@ export class OverlaySnapshotter implements Snapshotter {
       throw errorOf("NotFound", `commit snapshot "${name}": parent "${opts.parent}" is not a committed snapshot`);
     }
     // syncfs(2) of the filesystem holding the layer: a committed layer survives a power cut whole.
-    const r = await execFile("sync", ["-f", join(found.dir, "fs")]);
+    const r = syncsData() ? await execFile("sync", ["-f", join(found.dir, "fs")]) : { code: 0, stderr: "" };
     if (r.code !== 0) throw errorOf("Internal", `commit snapshot "${name}": sync failed: ${r.stderr.trim()}`);
     const info: SnapshotInfo = { name, kind: "committed", ...(parent ? { parent } : {}), created: new Date().toISOString() };
+    // Who is committing: a crash between the info rewrite and the rename is finished by the next open,
+    // but never while the committer still runs.
+    await writeFileAtomic(join(found.dir, COMMITTING), ownerId(), { durable: false });
     await writeFileAtomic(join(found.dir, "info.json"), `${JSON.stringify(info)}\n`);
     await rm(join(found.dir, "work"), { recursive: true, force: true });
     try {
@@ -125,6 +129,7 @@ export class OverlaySnapshotter implements Snapshotter {
     }
     await fsyncDir(join(this.root, "committed"));
     await fsyncDir(join(this.root, "active"));
+    await rm(join(this.#path("committed", name), COMMITTING), { force: true });
     await this.#shortLink(this.#path("committed", name));
   }
 
@@ -158,7 +163,7 @@ export class OverlaySnapshotter implements Snapshotter {
     }
     const link = (await readFile(join(found.dir, "link"), "utf8").catch(() => "")).trim();
     if (link) await rm(join(this.root, "l", link), { force: true });
-    const trash = join(this.root, "tmp", `rm-${randomBytes(8).toString("hex")}`);
+    const trash = join(this.root, "tmp", tmpName("rm"));
     await rename(found.dir, trash);
     await fsyncDir(join(found.dir, ".."));
     await rm(trash, { recursive: true, force: true });
@@ -204,7 +209,7 @@ export class OverlaySnapshotter implements Snapshotter {
       if (!p || p.info.kind !== "committed") throw errorOf("NotFound", `prepare snapshot "${key}": parent "${parent}" is not a committed snapshot`);
     }
     if (await this.#find(key)) throw errorOf("AlreadyExists", `prepare snapshot "${key}": already exists`);
-    const tmp = join(this.root, "tmp", `new-${randomBytes(8).toString("hex")}`);
+    const tmp = join(this.root, "tmp", tmpName("new"));
     try {
       await mkdir(join(tmp, "fs"), { recursive: true, mode: 0o755 });
       if (kind === "active") await mkdir(join(tmp, "work"), { mode: 0o700 });
@@ -247,14 +252,29 @@ async function finishCommits(root: string): Promise<void> {
     const dir = join(root, "active", hex);
     const info = await readInfo(dir);
     if (info?.kind !== "committed") continue;
+    const committer = await readFile(join(dir, COMMITTING), "utf8").catch(() => "");
+    if (committer && ownerAlive(committer)) continue;
     const dest = join(root, "committed", createHash("sha256").update(info.name).digest("hex"));
-    if (await readInfo(dest)) await rename(dir, join(root, "tmp", `rm-${hex}`));
+    if (await readInfo(dest)) await rename(dir, join(root, "tmp", tmpName("rm")));
     else await rename(dir, dest);
     moved = true;
   }
   if (!moved) return;
   await fsyncDir(join(root, "active"));
   await fsyncDir(join(root, "committed"));
+}
+
+const COMMITTING = "committing";
+
+/** A name in tmp/ that says which process made it: "<what>-<pid>.<start time>-<random>". */
+export function tmpName(what: "new" | "rm"): string {
+  return `${what}-${ownerId().replace(" ", ".")}-${randomBytes(6).toString("hex")}`;
+}
+
+/** False when the process that made tmp/ entry `name` is gone (or the name says nobody). */
+export function tmpOwnerAlive(name: string): boolean {
+  const m = /^(?:new|rm)-(\d+)\.(\d+)-/.exec(name);
+  return m !== null && ownerAlive(`${m[1]} ${m[2]}`);
 }
 
 /** 12 random characters from [A-Z2-7]: 60 bits, unique among a device's layers. */
