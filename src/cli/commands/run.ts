@@ -1,7 +1,7 @@
 /** `tsctr run [--rm] [-t] [--env K=V]… [--platform P] IMAGE ID [CMD [ARG…]]`, like `ctr run`. */
 import { Command } from "commander";
 import { contextFrom } from "../options.ts";
-import { keyValue } from "../parse.ts";
+import { byteSize, keyValue } from "../parse.ts";
 
 export function runCommand(): Command {
   return new Command("run")
@@ -13,8 +13,11 @@ export function runCommand(): Command {
     .option("-t, --tty", "allocate a terminal", false)
     .option("--env <K=V>", "set an environment variable (repeatable)", keyValue, [] as string[])
     .option("--platform <platform>", "platform of the image to run (default: this host's)")
+    .option("-d, --detach", "run in the background under a monitor; print the ID once it runs", false)
+    .option("--log-max-size <size>", "with -d: rotate the log past this size (3 files kept; default 10m)", byteSize)
+    .option("--restart <policy>", "restart policy recorded with the container: no, always, on-failure[:N], unless-stopped")
     .passThroughOptions()
-    .action(async (image: string, id: string, cmdArgs: string[], opts: { rm: boolean; tty: boolean; env: string[]; platform?: string }, cmd: Command) => {
+    .action(async (image: string, id: string, cmdArgs: string[], opts: { rm: boolean; tty: boolean; env: string[]; platform?: string; detach: boolean; logMaxSize?: number; restart?: string }, cmd: Command) => {
       const { run } = await import("../../client/run.ts");
       const { hostPlatform, parsePlatform } = await import("../../images/platform.ts");
       const ctx = contextFrom(cmd);
@@ -26,8 +29,12 @@ export function runCommand(): Command {
         tty: opts.tty,
         rm: opts.rm,
         platform: opts.platform ? parsePlatform(opts.platform) : hostPlatform(),
+        detach: opts.detach,
+        logMaxSize: opts.logMaxSize,
+        restart: opts.restart,
       });
       await ctx.close();
+      if (opts.detach) process.stdout.write(`${id}\n`);
       process.exitCode = status;
     });
 }
