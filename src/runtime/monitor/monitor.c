@@ -15,7 +15,8 @@
  *    bytes it rotates: container.log.(N-2) → .(N-1), …, container.log → .1 (N = LOG_MAX_FILES).
  * 5. When the container's init exits, writes TASKDIR/exit.json atomically and durably
  *    ({"pid":P,"status":S,"exitedAt":"..."}, S = the exit code, or 128+n for signal n), drains the pipes
- *    and exits.
+ *    and exits. Where the kernel refuses a subreaper (qemu-user does), the init is not its child: it then
+ *    looks every second whether the init still exists and records S = 255 (unknown) once it is gone.
  *
  * Freestanding: no libc, raw Linux system calls for x86_64 and aarch64 (build/monitor.ts builds both).
  */
@@ -29,7 +30,7 @@ enum {
   SYS_read = 0, SYS_write = 1, SYS_close = 3, SYS_lseek = 8, SYS_rt_sigprocmask = 14, SYS_getpid = 39,
   SYS_clone = 56, SYS_execve = 59, SYS_exit_group = 231, SYS_wait4 = 61, SYS_fsync = 74, SYS_setsid = 112,
   SYS_prctl = 157, SYS_clock_gettime = 228, SYS_openat = 257, SYS_ppoll = 271, SYS_signalfd4 = 289,
-  SYS_dup3 = 292, SYS_pipe2 = 293, SYS_renameat2 = 316,
+  SYS_dup3 = 292, SYS_pipe2 = 293, SYS_renameat2 = 316, SYS_kill = 62,
 };
 static i64 sys6(i64 n, i64 a, i64 b, i64 c, i64 d, i64 e, i64 f) {
   register i64 r10 __asm__("r10") = d;
@@ -45,7 +46,7 @@ enum {
   SYS_read = 63, SYS_write = 64, SYS_close = 57, SYS_lseek = 62, SYS_rt_sigprocmask = 135, SYS_getpid = 172,
   SYS_clone = 220, SYS_execve = 221, SYS_exit_group = 94, SYS_wait4 = 260, SYS_fsync = 82, SYS_setsid = 157,
   SYS_prctl = 167, SYS_clock_gettime = 113, SYS_openat = 56, SYS_ppoll = 73, SYS_signalfd4 = 74,
-  SYS_dup3 = 24, SYS_pipe2 = 59, SYS_renameat2 = 276,
+  SYS_dup3 = 24, SYS_pipe2 = 59, SYS_renameat2 = 276, SYS_kill = 129,
 };
 static i64 sys6(i64 n, i64 a, i64 b, i64 c, i64 d, i64 e, i64 f) {
   register i64 x8 __asm__("x8") = n;
@@ -79,6 +80,7 @@ __asm__(".text\n.globl _start\n_start:\n mov x29, #0\n mov x0, sp\n and x1, x0, 
 #define O_CLOEXEC 02000000
 #define EINTR 4
 #define EAGAIN 11
+#define ESRCH 3
 #define SIGCHLD 17
 #define SIGPIPE 13
 #define SIG_BLOCK 0
@@ -363,7 +365,7 @@ __attribute__((used)) void cmain(i64 *sp) {
   pid = fork_();
   if (pid < 0) quit(1);
   if (pid > 0) quit(0);
-  sys5(SYS_prctl, PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+  int subreaper = sys5(SYS_prctl, PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0;
 
   /* SIGCHLD arrives through a signalfd in the poll loop; SIGPIPE is held so a gone reader is just EPIPE. */
   u64 mask = (1UL << (SIGCHLD - 1)) | (1UL << (SIGPIPE - 1)), old = 0;
@@ -405,10 +407,16 @@ __attribute__((used)) void cmain(i64 *sp) {
     struct pollfd fds[3] = {{sigfd, POLLIN, 0}, {out.fd, POLLIN, 0}, {err.fd, POLLIN, 0}};
     /* Once the container has exited, wait at most 2 s more for the pipes (a process outside its PID
        namespace may hold them open). */
-    struct timespec grace = {2, 0};
+    struct timespec grace = {2, 0}, tick = {1, 0};
     if (exited && out.fd < 0 && err.fd < 0) break;
-    i64 n = sys5(SYS_ppoll, fds, 3, exited ? &grace : 0, 0, 8);
-    if (n == 0) break;
+    int orphan = !subreaper && container > 0 && !exited;
+    i64 n = sys5(SYS_ppoll, fds, 3, exited ? &grace : orphan ? &tick : 0, 0, 8);
+    if (orphan && sys2(SYS_kill, container, 0) == -ESRCH) {
+      write_exit(container, 255);
+      exited = 1;
+      continue;
+    }
+    if (n == 0 && exited) break;
     if (n < 0) continue;
     if (fds[1].revents) stream_read(&out);
     if (fds[2].revents) stream_read(&err);
