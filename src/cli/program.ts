@@ -8,7 +8,7 @@ import { pullCommand } from "./commands/pull.ts";
 import { imagesCommand } from "./commands/images.ts";
 import { runCommand } from "./commands/run.ts";
 import { containersCommand } from "./commands/containers.ts";
-import { execCommand, killCommand, logsCommand, psCommand, rmCommand, startCommand, stopCommand } from "./commands/lifecycle.ts";
+import { eventsCommand, execCommand, killCommand, logsCommand, psCommand, rmCommand, startCommand, stopCommand } from "./commands/lifecycle.ts";
 import { tasksCommand } from "./commands/tasks.ts";
 
 /** Builds the commander program with ctr-like global options. */
@@ -35,6 +35,6 @@ export function buildProgram(): Command {
   program.addCommand(runCommand());
   program.addCommand(containersCommand());
   program.addCommand(tasksCommand());
-  for (const c of [psCommand(), logsCommand(), execCommand(), startCommand(), stopCommand(), killCommand(), rmCommand()]) program.addCommand(c);
+  for (const c of [psCommand(), logsCommand(), execCommand(), startCommand(), stopCommand(), killCommand(), rmCommand(), eventsCommand()]) program.addCommand(c);
   return program;
 }

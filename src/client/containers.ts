@@ -8,6 +8,7 @@ import { unmount } from "../mount/mod.ts";
 import { Runc, findRunc } from "../runtime/mod.ts";
 import { join } from "node:path";
 import { killAndWait } from "./tasks.ts";
+import { emitEvent } from "./events.ts";
 
 /** Every container record in the namespace. */
 export async function listContainers(ctx: Context): Promise<ContainerRecord[]> {
@@ -40,4 +41,5 @@ export async function removeContainer(ctx: Context, id: string, opts: { force?: 
     md.deleteContainer(ctx.namespace, id);
     md.deleteSnapshot(ctx.namespace, rec.snapshotKey);
   });
+  await emitEvent(ctx, "delete", id);
 }

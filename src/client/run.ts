@@ -10,6 +10,7 @@ import { getImage } from "./images.ts";
 import { openSnapshotter } from "./snapshotter.ts";
 import { recordForegroundExit, startDetached } from "./tasks.ts";
 import { restartLabels } from "./restart_policy.ts";
+import { emitEvent } from "./events.ts";
 import { errorOf } from "../errdefs/mod.ts";
 import { readImage } from "../images/image.ts";
 import { chainIds } from "../images/chainid.ts";
@@ -78,12 +79,14 @@ export async function run(ctx: Context, opts: RunOptions): Promise<number> {
       md.deleteContainer(ctx.namespace, opts.id);
       md.deleteSnapshot(ctx.namespace, snapshotKey);
     });
+    await emitEvent(ctx, "delete", opts.id);
   };
 
   md.transaction(() => {
     md.createContainer({ namespace: ctx.namespace, id: opts.id, image: imageRecord.name, snapshotter: "overlayfs", snapshotKey, runtime: "io.containerd.runc.v2", labels });
     md.putSnapshot({ namespace: ctx.namespace, key: snapshotKey, parent: top, kind: "active" });
   });
+  await emitEvent(ctx, "create", opts.id);
 
   let status: number;
   try {
@@ -102,6 +105,7 @@ export async function run(ctx: Context, opts: RunOptions): Promise<number> {
       return 0;
     }
     const task = runc.run(opts.id, bundle, { stdio: "inherit", tty: opts.tty ?? false });
+    void emitEvent(ctx, "start", opts.id);
     const stopForwarding = forwardSignals(task.child);
     const stopEscalation = killOnThirdInterrupt(runc, opts.id);
     try {
@@ -118,6 +122,7 @@ export async function run(ctx: Context, opts: RunOptions): Promise<number> {
     await teardown();
     throw e;
   }
+  await emitEvent(ctx, "exit", opts.id, status);
   if (opts.rm) {
     await teardown();
   } else {

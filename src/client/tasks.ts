@@ -30,6 +30,7 @@ import {
   type TaskInfo,
 } from "../runtime/mod.ts";
 import { writeFileAtomic } from "../platform/durable.ts";
+import { eventsFile } from "./events.ts";
 
 /** Where a container's task is: never started, running, frozen, or ended. */
 export type TaskStatus = "created" | "running" | "paused" | "stopped";
@@ -85,7 +86,7 @@ export async function startDetached(ctx: Context, runc: Runc, id: string, bundle
   try {
     await copyFile(join(bundle, "config.json"), join(taskDir, "config.json"));
     await markStopped(taskDir, false);
-    return await startMonitored({ runc, id, bundle, taskDir, stateDir: ctx.state, logMaxSize: opts.logMaxSize });
+    return await startMonitored({ runc, id, bundle, taskDir, stateDir: ctx.state, logMaxSize: opts.logMaxSize, events: { file: eventsFile(ctx), namespace: ctx.namespace } });
   } catch (e) {
     await rm(taskDir, { recursive: true, force: true }).catch(() => {});
     throw e;

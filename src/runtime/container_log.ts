@@ -38,15 +38,27 @@ export function parseLogLine(line: string): LogRecord | undefined {
   return { time: m[1]!, stream: m[2] as LogRecord["stream"], partial: m[3] === "P", text: m[4]! };
 }
 
-/** An open log file read from a position, handing out complete lines only. */
-class LogCursor {
+/** An open file read from a position, handing out complete lines only. */
+export class LineCursor {
   readonly fh: FileHandle;
-  #pos = 0;
+  #pos: number;
   #rest = Buffer.alloc(0);
   readonly #buf = Buffer.alloc(64 * 1024);
 
-  constructor(fh: FileHandle) {
+  constructor(fh: FileHandle, pos = 0) {
     this.fh = fh;
+    this.#pos = pos;
+  }
+
+  /** Opens `path` at its start (or, with `atEnd`, past what it holds now); undefined when it does not exist. */
+  static async open(path: string, atEnd = false): Promise<LineCursor | undefined> {
+    try {
+      const fh = await open(path, "r");
+      return new LineCursor(fh, atEnd ? (await fh.stat()).size : 0);
+    } catch (err) {
+      if (isErrno(err, "ENOENT")) return undefined;
+      throw err;
+    }
   }
 
   /** Every complete line from the position to the current end of the file. */
@@ -66,12 +78,28 @@ class LogCursor {
   }
 }
 
-async function openCursor(path: string): Promise<LogCursor | undefined> {
+/**
+ * The lines appended to `path` from `cursor` on (or from the start of `path` once it appears), across
+ * rotations (the renamed file is drained, then the new one read from its start), until `done()` resolves
+ * true and all is drained. Closes the cursors it opens and `cursor`.
+ */
+export async function* followLines(path: string, cursor: LineCursor | undefined, opts: { done?: () => Promise<boolean>; pollMs?: number } = {}): AsyncGenerator<string> {
+  let cur = cursor;
   try {
-    return new LogCursor(await open(path, "r"));
-  } catch (err) {
-    if (isErrno(err, "ENOENT")) return undefined;
-    throw err;
+    for (;;) {
+      const finished = opts.done ? await opts.done() : false;
+      if (cur) yield* cur.drain();
+      const ino = await stat(path).then((s) => s.ino, () => undefined);
+      if (ino !== undefined && (!cur || (await cur.fh.stat()).ino !== ino)) {
+        await cur?.fh.close();
+        cur = await LineCursor.open(path);
+        continue;
+      }
+      if (finished) return;
+      await sleep(opts.pollMs ?? 200);
+    }
+  } finally {
+    await cur?.fh.close();
   }
 }
 
@@ -107,7 +135,7 @@ export async function* readLog(taskDir: string, opts: ReadLogOptions = {}): Asyn
     if (kept.length > opts.tail) kept.shift();
   };
   for (const path of await rotatedFiles(base)) {
-    const c = await openCursor(path);
+    const c = await LineCursor.open(path);
     if (!c) continue;
     try {
       for await (const r of records(c.drain())) yield* emit(r);
@@ -115,25 +143,14 @@ export async function* readLog(taskDir: string, opts: ReadLogOptions = {}): Asyn
       await c.fh.close();
     }
   }
-  let cur = await openCursor(base);
+  const cur = await LineCursor.open(base);
   try {
     if (cur) for await (const r of records(cur.drain())) yield* emit(r);
-    yield* kept;
-    if (!opts.follow) return;
-    for (;;) {
-      const finished = opts.done ? await opts.done() : false;
-      if (cur) for await (const r of records(cur.drain())) yield r;
-      // A rotation renamed the file under us: what is left of it was drained above; go on with the new one.
-      const ino = await stat(base).then((s) => s.ino, () => undefined);
-      if (ino !== undefined && (!cur || (await cur.fh.stat()).ino !== ino)) {
-        await cur?.fh.close();
-        cur = await openCursor(base);
-        continue;
-      }
-      if (finished) return;
-      await sleep(opts.pollMs ?? 200);
-    }
-  } finally {
+  } catch (e) {
     await cur?.fh.close();
+    throw e;
   }
+  yield* kept;
+  if (!opts.follow) return void (await cur?.fh.close());
+  yield* records(followLines(base, cur, opts));
 }

@@ -16,3 +16,5 @@ export { TASK_FILES, markStopped, readTaskExit, readTaskInfo, taskFile, wasStopp
 export type { TaskExit, TaskInfo } from "./task_files.ts";
 export { readLog } from "./container_log.ts";
 export type { LogRecord, ReadLogOptions } from "./container_log.ts";
+export { EVENTS_MAX_SIZE, appendEvent, eventFields, readEvents } from "./events.ts";
+export type { EventType, TsctrEvent } from "./events.ts";

@@ -11,7 +11,9 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { startRegistry } from "../helpers/registry.ts";
 import { pushBusyboxImage } from "../helpers/oci_builder.ts";
-import { makeTsctr, DENO_SOURCE, type Tsctr } from "../helpers/tsctr.ts";
+import { makeTsctr, DENO_SOURCE, NODE_SOURCE, type Tsctr } from "../helpers/tsctr.ts";
+import { spawn } from "node:child_process";
+import type { Buffer } from "node:buffer";
 import { execFile } from "../../src/platform/exec.ts";
 
 import { assertError, type Result } from "../helpers/cli_assert.ts";
@@ -233,6 +235,30 @@ test("container lifecycle with the monitor", async (t) => {
       assert.equal(info.status, "stopped");
       assert.equal(info.exit.status, 7);
       assert.deepEqual(info.spec.process.args, ["sh", "-c", "echo run; sleep 0.5; exit 7"]);
+    });
+
+    await t.test("events: create, start, exit (with status) and delete, recorded and followed, one JSON line each", async () => {
+      ok(await runD("lc-ev", "--", "sh", "-c", "exit 3"));
+      await waitExited(tsctr, "lc-ev");
+      ok(await tsctr(["rm", "lc-ev"]));
+      const child = spawn(NODE_SOURCE[0]!, [NODE_SOURCE[1]!, "--root", tsctr.root, "--state", tsctr.state, "events", "--past"], { stdio: ["ignore", "pipe", "inherit"] });
+      let text = "";
+      child.stdout.on("data", (b: Buffer) => (text += b.toString()));
+      const seen = (id: string) => text.split("\n").filter(Boolean).map((l) => JSON.parse(l) as { type: string; id: string; namespace: string; status?: number; time: string }).filter((e) => e.id === id);
+      const until = async (id: string, n: number) => {
+        const deadline = Date.now() + 20_000;
+        while (seen(id).length < n && Date.now() < deadline) await sleep(100);
+      };
+      try {
+        await until("lc-ev", 4);
+        assert.deepEqual(seen("lc-ev").map((e) => [e.type, e.status]), [["create", undefined], ["start", undefined], ["exit", 3], ["delete", undefined]]);
+        assert.ok(seen("lc-ev").every((e) => e.namespace === "default" && !Number.isNaN(Date.parse(e.time))));
+        ok(await tsctr(["run", "--rm", ref, "lc-ev2", "sh", "-c", "exit 4"]).then((r) => ({ ...r, code: r.code === 4 ? 0 : r.code })));
+        await until("lc-ev2", 4);
+        assert.deepEqual(seen("lc-ev2").map((e) => [e.type, e.status]).sort(), [["create", undefined], ["delete", undefined], ["exit", 4], ["start", undefined]].sort());
+      } finally {
+        child.kill();
+      }
     });
 
     await t.test("the same commands work on Deno", async () => {

@@ -144,3 +144,14 @@ export function rmCommand(name = "rm"): Command {
       await eachId(cmd, ids, (ctx, id) => removeContainer(ctx, id, { force: opts.force }));
     });
 }
+
+/** `events [--past]`: one JSON line per container event (create, start, exit, delete) until interrupted. */
+export function eventsCommand(): Command {
+  return new Command("events")
+    .description("print container events as JSON lines as they happen (every namespace)")
+    .option("--past", "print the recorded events first", false)
+    .action(async (opts: { past: boolean }, cmd: Command) => {
+      const { watchEvents } = await import("../../client/events.ts");
+      for await (const e of watchEvents(contextFrom(cmd), { past: opts.past })) await writeOut(process.stdout, JSON.stringify(e) + "\n");
+    });
+}

@@ -1,7 +1,7 @@
 /*
  * tsctr-monitor: the per-container process that outlives tsctr (like containerd's shim, in a few KiB).
  *
- *   tsctr-monitor TASKDIR LOG_MAX_SIZE LOG_MAX_FILES RUNC [RUNC_ARG...]
+ *   tsctr-monitor TASKDIR LOG_MAX_SIZE LOG_MAX_FILES EVENTS_FILE EVENT_FIELDS RUNC [RUNC_ARG...]
  *
  * 1. Forks twice with setsid() in between, so it belongs to no terminal and its parent may exit at once.
  * 2. Becomes a child subreaper, then runs RUNC RUNC_ARG... (tsctr passes `runc ... run -d --pid-file
@@ -9,6 +9,10 @@
  *    exits once the container runs; its init, orphaned, is re-parented to this process.
  * 3. Reports on its inherited stdout, then closes it: "ok CONTAINER_PID MONITOR_PID\n", or
  *    "fail STATUS\n" when runc failed (its message is in the bundle's runc.log and in the log below).
+ *    With "ok" it appends {"type":"start",EVENT_FIELDS,"time":"..."} to EVENTS_FILE (unless "-"), and
+ *    after the exit below {"type":"exit",EVENT_FIELDS,"status":S,"time":"..."}; EVENT_FIELDS is JSON
+ *    members such as "namespace":"default","id":"web". Each line is one O_APPEND write, so the lines of
+ *    concurrent writers do not mix.
  * 4. Writes every line the container prints to TASKDIR/container.log in the CRI log format
  *    "<RFC 3339 UTC, ns> <stdout|stderr> <F|P> <text>\n" (F: a full line, P: part of a line longer than
  *    the buffer or cut by the end of the stream). Before a write would take the file past LOG_MAX_SIZE
@@ -275,7 +279,31 @@ static void stream_read(struct stream *st) {
 
 static struct stream out = {"stdout", -1, 0, {0}}, err = {"stderr", -1, 0, {0}};
 
-/* Writes exit.json through a temporary file: fsync, rename, fsync of the directory. */
+static const char *events_file, *event_fields;
+
+/* Appends {"type":TYPE,EVENT_FIELDS[,"status":S],"time":"..."} and a newline in one write (status < 0: none). */
+static void append_event(const char *type, i64 status) {
+  if (events_file[0] == '-' && events_file[1] == 0) return;
+  static char text[1024];
+  struct str s = {text, 0, sizeof text};
+  puts_(&s, "{\"type\":\"");
+  puts_(&s, type);
+  puts_(&s, "\",");
+  puts_(&s, event_fields);
+  if (status >= 0) {
+    puts_(&s, ",\"status\":");
+    putu(&s, (u64)status, 1);
+  }
+  puts_(&s, ",\"time\":\"");
+  put_now(&s);
+  puts_(&s, "\"}\n");
+  int fd = (int)sys4(SYS_openat, AT_FDCWD, events_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) return;
+  write_all(fd, s.buf, s.len);
+  sys1(SYS_close, fd);
+}
+
+/* Writes exit.json through a temporary file: fsync, rename, fsync of the directory; then the event. */
 static void write_exit(i64 pid, i64 status) {
   char text[256];
   struct str s = {text, 0, sizeof text};
@@ -300,6 +328,7 @@ static void write_exit(i64 pid, i64 status) {
     sys1(SYS_fsync, dir);
     sys1(SYS_close, dir);
   }
+  append_event("exit", status);
 }
 
 /* The shell's view of a wait status: the exit code, or 128+n for signal n. */
@@ -345,8 +374,8 @@ __attribute__((used)) void cmain(i64 *sp) {
   int argc = (int)sp[0];
   char **argv = (char **)(sp + 1);
   char **envp = argv + argc + 1;
-  if (argc < 5) {
-    const char *usage = "usage: tsctr-monitor TASKDIR LOG_MAX_SIZE LOG_MAX_FILES RUNC [ARG...]\n";
+  if (argc < 7) {
+    const char *usage = "usage: tsctr-monitor TASKDIR LOG_MAX_SIZE LOG_MAX_FILES EVENTS_FILE EVENT_FIELDS RUNC [ARG...]\n";
     write_all(2, usage, slen(usage));
     quit(2);
   }
@@ -356,6 +385,8 @@ __attribute__((used)) void cmain(i64 *sp) {
   if (max_size < 1 || max_files < 1) quit(2);
   log_max_size = (u64)max_size;
   log_max_files = (u64)max_files;
+  events_file = argv[4];
+  event_fields = argv[5];
 
   /* Detach: the first child starts a session, its child is the monitor; both parents exit at once. */
   i64 pid = fork_();
@@ -386,7 +417,7 @@ __attribute__((used)) void cmain(i64 *sp) {
     sys3(SYS_dup3, po[1], 1, 0);
     sys3(SYS_dup3, pe[1], 2, 0);
     sys4(SYS_rt_sigprocmask, SIG_SETMASK, &old, 0, 8);
-    sys3(SYS_execve, argv[4], argv + 4, envp);
+    sys3(SYS_execve, argv[6], argv + 6, envp);
     quit(127);
   }
   sys1(SYS_close, po[1]);
@@ -441,6 +472,7 @@ __attribute__((used)) void cmain(i64 *sp) {
           exited = 1;
           continue;
         }
+        append_event("start", -1);
         report("ok", container, sys1(SYS_getpid, 0));
         for (int i = 0; i < early; i++) {
           if (early_pid[i] != container) continue;

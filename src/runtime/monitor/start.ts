@@ -8,6 +8,7 @@ import type { Buffer } from "node:buffer";
 import { errorOf } from "../../errdefs/mod.ts";
 import type { Runc } from "../runc.ts";
 import { installMonitor } from "./install.ts";
+import { eventFields } from "../events.ts";
 import { TASK_FILES, taskFile, writeTaskInfo, type TaskInfo } from "../task_files.ts";
 
 /** Default log cap per file (10 MiB) and number of files kept (the live one and two rotated). */
@@ -24,6 +25,8 @@ export interface MonitorOptions {
   stateDir: string;
   logMaxSize?: number;
   logMaxFiles?: number;
+  /** The event log the monitor appends the start and exit events to, and the namespace they name. */
+  events?: { file: string; namespace: string };
 }
 
 /**
@@ -39,7 +42,8 @@ export async function startMonitored(opts: MonitorOptions): Promise<TaskInfo> {
   const files = opts.logMaxFiles ?? DEFAULT_LOG_MAX_FILES;
   const runcArgs = opts.runc.detachedRunArgs(opts.id, opts.bundle, taskFile(opts.taskDir, TASK_FILES.pid));
   const report = await new Promise<string>((resolve, reject) => {
-    const child = spawn(monitor, [opts.taskDir, String(size), String(files), opts.runc.binary, ...runcArgs], { stdio: ["ignore", "pipe", "ignore"] });
+    const events = opts.events ? [opts.events.file, eventFields(opts.events.namespace, opts.id)] : ["-", "-"];
+    const child = spawn(monitor, [opts.taskDir, String(size), String(files), ...events, opts.runc.binary, ...runcArgs], { stdio: ["ignore", "pipe", "ignore"] });
     let text = "";
     child.stdout.on("data", (b: Buffer) => (text += b.toString()));
     child.once("error", (err) => reject(errorOf("FailedPrecondition", `start container ${opts.id}: cannot run the monitor ${monitor}: ${err.message}`, err)));
