@@ -86,7 +86,7 @@ export async function startDetached(ctx: Context, runc: Runc, id: string, bundle
   try {
     await copyFile(join(bundle, "config.json"), join(taskDir, "config.json"));
     await markStopped(taskDir, false);
-    return await startMonitored({ runc, id, bundle, taskDir, stateDir: ctx.state, logMaxSize: opts.logMaxSize, events: { file: eventsFile(ctx), namespace: ctx.namespace } });
+    return await startMonitored({ runc, id, bundle, taskDir, stateDir: ctx.state, fallbackDir: ctx.root, logMaxSize: opts.logMaxSize, events: { file: eventsFile(ctx), namespace: ctx.namespace } });
   } catch (e) {
     await rm(taskDir, { recursive: true, force: true }).catch(() => {});
     throw e;

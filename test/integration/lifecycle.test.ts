@@ -276,3 +276,30 @@ test("container lifecycle with the monitor", async (t) => {
     await reg.stop();
   }
 });
+
+test("the monitor is written once under --state, or under --root when --state is mounted noexec", async () => {
+  const { installMonitor } = await import("../../src/runtime/monitor/install.ts");
+  const { mkdtemp, rm: remove } = await import("node:fs/promises");
+  const { tmpdir } = await import("node:os");
+  const base = await mkdtemp(join(tmpdir(), "tsctr-lc-noexec-"));
+  const state = join(base, "state");
+  try {
+    const first = await installMonitor(state, join(base, "root"));
+    assert.match(first, new RegExp(`^${state}/bin/tsctr-monitor-[0-9a-f]{12}$`));
+    assert.equal((await stat(first)).mode & 0o777, 0o755);
+    assert.equal(await installMonitor(state, join(base, "root")), first, "reused");
+    const usage = await execFile(first, []);
+    assert.equal(usage.code, 2);
+    assert.match(usage.stderr, /^usage: tsctr-monitor TASKDIR/);
+    await execFile("mkdir", ["-p", join(base, "noexec")]);
+    assert.equal((await execFile("mount", ["-t", "tmpfs", "-o", "noexec", "tmpfs", join(base, "noexec")])).code, 0);
+    try {
+      const placed = await installMonitor(join(base, "noexec", "state"), join(base, "root"));
+      assert.ok(placed.startsWith(join(base, "root", "bin") + "/"), placed);
+    } finally {
+      await execFile("umount", [join(base, "noexec")]);
+    }
+  } finally {
+    await remove(base, { recursive: true, force: true });
+  }
+});

@@ -21,8 +21,9 @@ export interface MonitorOptions {
   bundle: string;
   /** Where the monitor keeps the log, the init pid and the exit status (kept across reboots). */
   taskDir: string;
-  /** Where the monitor executable is written (tsctr's --state). */
+  /** Where the monitor executable is written (tsctr's --state), and where instead when that is noexec (--root). */
   stateDir: string;
+  fallbackDir?: string;
   logMaxSize?: number;
   logMaxFiles?: number;
   /** The event log the monitor appends the start and exit events to, and the namespace they name. */
@@ -35,7 +36,7 @@ export interface MonitorOptions {
  * container cannot start (nothing then runs; the monitor has exited).
  */
 export async function startMonitored(opts: MonitorOptions): Promise<TaskInfo> {
-  const monitor = await installMonitor(opts.stateDir);
+  const monitor = await installMonitor(opts.stateDir, opts.fallbackDir);
   await mkdir(opts.taskDir, { recursive: true, mode: 0o700 });
   await Promise.all([TASK_FILES.exit, TASK_FILES.pid, TASK_FILES.info].map((f) => rm(taskFile(opts.taskDir, f), { force: true })));
   const size = opts.logMaxSize ?? DEFAULT_LOG_MAX_SIZE;
