@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { startRegistry } from "../helpers/registry.ts";
 import { pushBusyboxImage } from "../helpers/oci_builder.ts";
-import { makeTsctr, DENO_SOURCE, NODE_SOURCE, type Tsctr } from "../helpers/tsctr.ts";
+import { makeTsctr, DENO_SOURCE, NODE_SOURCE, REPO, type Tsctr } from "../helpers/tsctr.ts";
 import { spawn } from "node:child_process";
 import type { Buffer } from "node:buffer";
 import { execFile } from "../../src/platform/exec.ts";
@@ -301,5 +301,27 @@ test("the monitor is written once under --state, or under --root when --state is
     }
   } finally {
     await remove(base, { recursive: true, force: true });
+  }
+});
+
+const DIST = join(REPO, "dist", "tsctr-linux-amd64");
+
+test("the single executable carries the monitor: run -d, logs, exec, rm -f", { skip: existsSync(DIST) ? false : "needs npm run build" }, async () => {
+  const reg = await startRegistry();
+  const tsctr = await makeTsctr([DIST]);
+  const ref = `${reg.host}/busybox:lc-exe`;
+  try {
+    await pushBusyboxImage(reg.host, "busybox", "lc-exe", "amd64");
+    ok(await tsctr(["pull", "-q", "--plain-http", ref]));
+    assert.equal(ok(await tsctr(["run", "-d", ref, "lc-exe", "sh", "-c", "echo from-sea; exec sleep 1000"])).stdout, "lc-exe\n");
+    await waitLog(tsctr, "lc-exe", /from-sea/);
+    assert.equal(ok(await tsctr(["exec", "lc-exe", "hostname"])).stdout, "lc-exe\n");
+    assert.ok((await readdir(join(tsctr.state, "bin"))).some((n) => n.startsWith("tsctr-monitor-")));
+    ok(await tsctr(["rm", "-f", "lc-exe"]));
+    assert.equal(await psEntry(tsctr, "lc-exe"), undefined);
+  } finally {
+    await tsctr(["rm", "-f", "lc-exe"]);
+    await tsctr.cleanup();
+    await reg.stop();
   }
 });
