@@ -19,8 +19,10 @@ import {
   forwardSignals,
   markStopped,
   mergeEnv,
+  readExitHistory,
   readTaskExit,
   readTaskInfo,
+  wasStopped,
   resolveUser,
   startMonitored,
   writeBundle,
@@ -278,8 +280,13 @@ export async function execInContainer(ctx: Context, id: string, opts: ExecOption
   }
 }
 
-/** Everything known about container `id`: record, task state, and its spec (for `containers info`). */
-export async function containerInfo(ctx: Context, id: string): Promise<ContainerStatus & { spec?: Spec }> {
+/**
+ * Everything known about container `id` (for `containers info`): record, task state, every recorded exit,
+ * whether it was stopped on purpose, and its spec.
+ */
+export async function containerInfo(ctx: Context, id: string): Promise<ContainerStatus & { exits: TaskExit[]; stoppedExplicitly: boolean; spec?: Spec }> {
   const status = await inspectContainer(ctx, id);
-  return { ...status, spec: await readSpec(ctx, id) };
+  const taskDir = ctx.taskDir(id);
+  const [exits, stoppedExplicitly, spec] = await Promise.all([readExitHistory(taskDir), wasStopped(taskDir), readSpec(ctx, id)]);
+  return { ...status, exits, stoppedExplicitly, spec };
 }

@@ -12,7 +12,7 @@ export type { RuncListEntry, RuncRunOptions, RuncStdio, RuncState, RunningContai
 export { DEFAULT_LOG_MAX_FILES, DEFAULT_LOG_MAX_SIZE, startMonitored } from "./monitor/start.ts";
 export type { MonitorOptions } from "./monitor/start.ts";
 export { installMonitor } from "./monitor/install.ts";
-export { TASK_FILES, markStopped, readTaskExit, readTaskInfo, taskFile, wasStopped } from "./task_files.ts";
+export { TASK_FILES, markStopped, readExitHistory, readTaskExit, readTaskInfo, taskFile, wasStopped } from "./task_files.ts";
 export type { TaskExit, TaskInfo } from "./task_files.ts";
 export { readLog } from "./container_log.ts";
 export type { LogRecord, ReadLogOptions } from "./container_log.ts";

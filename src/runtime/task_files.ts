@@ -1,7 +1,8 @@
 /**
  * The files a container's task directory holds (written by tsctr and by the monitor, see monitor/monitor.c):
  * `task.json` (init PID, monitor PID, start time), `init.pid` (from runc), `exit.json` (exit status and
- * time, written atomically by the monitor), `stopped` (an explicit stop), `container.log[.N]` (output).
+ * time, written atomically by the monitor), `exits.log` (every exit, one JSON line each), `stopped` (an
+ * explicit stop), `container.log[.N]` (output).
  */
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -12,6 +13,7 @@ export const TASK_FILES = {
   info: "task.json",
   pid: "init.pid",
   exit: "exit.json",
+  exits: "exits.log",
   stopped: "stopped",
   log: "container.log",
 } as const;
@@ -69,4 +71,21 @@ export async function markStopped(taskDir: string, stopped: boolean): Promise<vo
 /** Whether the task was last stopped on purpose. */
 export async function wasStopped(taskDir: string): Promise<boolean> {
   return (await readFile(taskFile(taskDir, TASK_FILES.stopped)).then(() => true, () => false));
+}
+
+/** Every recorded exit of the task, oldest first (the last line may be cut by a crash: it is skipped). */
+export async function readExitHistory(taskDir: string): Promise<TaskExit[]> {
+  const text = await readFile(taskFile(taskDir, TASK_FILES.exits), "utf8").catch((err: unknown) => {
+    if (isErrno(err, "ENOENT")) return "";
+    throw err;
+  });
+  const out: TaskExit[] = [];
+  for (const line of text.split("\n")) {
+    try {
+      if (line.trim() !== "") out.push(JSON.parse(line) as TaskExit);
+    } catch {
+      // a line cut by a crash
+    }
+  }
+  return out;
 }

@@ -231,9 +231,12 @@ test("container lifecycle with the monitor", async (t) => {
     });
 
     await t.test("containers info shows the record, state and spec; containers rm -f removes", async () => {
-      const info = JSON.parse(ok(await tsctr(["containers", "info", "lc-exit"])).stdout) as { status: string; exit: { status: number }; spec: { process: { args: string[] } } };
+      const info = JSON.parse(ok(await tsctr(["containers", "info", "lc-exit"])).stdout) as { status: string; exit: { status: number }; exits: { status: number }[]; stoppedExplicitly: boolean; record: { labels: Record<string, string> }; spec: { process: { args: string[] } } };
       assert.equal(info.status, "stopped");
       assert.equal(info.exit.status, 7);
+      assert.deepEqual(info.exits.map((e) => e.status), [7, 7], "the exit history of both runs");
+      assert.equal(info.stoppedExplicitly, false);
+      assert.equal(info.record.labels["tsctr.restart"], "on-failure:3");
       assert.deepEqual(info.spec.process.args, ["sh", "-c", "echo run; sleep 0.5; exit 7"]);
     });
 

@@ -18,7 +18,8 @@
  *    the buffer or cut by the end of the stream). Before a write would take the file past LOG_MAX_SIZE
  *    bytes it rotates: container.log.(N-2) → .(N-1), …, container.log → .1 (N = LOG_MAX_FILES).
  * 5. When the container's init exits, writes TASKDIR/exit.json atomically and durably
- *    ({"pid":P,"status":S,"exitedAt":"..."}, S = the exit code, or 128+n for signal n), drains the pipes
+ *    ({"pid":P,"status":S,"exitedAt":"..."}, S = the exit code, or 128+n for signal n), appends the same
+ *    line to TASKDIR/exits.log (one line per run: the history a restart supervisor counts), drains the pipes
  *    and exits. Where the kernel refuses a subreaper (qemu-user does), the init is not its child: it then
  *    looks every second whether the init still exists and records S = 255 (unknown) once it is gone.
  *
@@ -303,7 +304,8 @@ static void append_event(const char *type, i64 status) {
   sys1(SYS_close, fd);
 }
 
-/* Writes exit.json through a temporary file: fsync, rename, fsync of the directory; then the event. */
+/* Writes exit.json through a temporary file (fsync, rename, fsync of the directory), appends the same
+   line to exits.log (the history a restart supervisor counts), then the event. */
 static void write_exit(i64 pid, i64 status) {
   char text[256];
   struct str s = {text, 0, sizeof text};
@@ -327,6 +329,11 @@ static void write_exit(i64 pid, i64 status) {
   if (dir >= 0) {
     sys1(SYS_fsync, dir);
     sys1(SYS_close, dir);
+  }
+  int history = (int)sys4(SYS_openat, AT_FDCWD, task_path("exits.log", 0), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (history >= 0) {
+    write_all(history, s.buf, s.len);
+    sys1(SYS_close, history);
   }
   append_event("exit", status);
 }
