@@ -104,7 +104,7 @@ export async function recordForegroundExit(ctx: Context, id: string, status: num
 function statusOf(entry: Pick<RuncListEntry, "status" | "pid" | "created"> | undefined, info: TaskInfo | undefined, exit: TaskExit | undefined): Omit<ContainerStatus, "record" | "command"> {
   if (entry && (entry.status === "running" || entry.status === "paused" || entry.status === "created")) {
     // A monitor's exit record newer than runc's view wins: the init is gone, runc has not noticed yet.
-    if (exit && info && exit.exitedAt >= info.startedAt) return { status: "stopped", exit, startedAt: info.startedAt };
+    if (exit && info && Date.parse(exit.exitedAt) >= Date.parse(info.startedAt)) return { status: "stopped", exit, startedAt: info.startedAt };
     return { status: entry.status, pid: entry.pid, startedAt: info?.startedAt ?? entry.created };
   }
   if (exit || entry) return { status: "stopped", exit, startedAt: info?.startedAt };
