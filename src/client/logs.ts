@@ -4,6 +4,7 @@ import { getContainerRecord } from "./tasks.ts";
 import { readLog, readTaskInfo, type LogRecord } from "../runtime/mod.ts";
 import process from "node:process";
 
+/** Which records `logs` prints. */
 export interface LogsOptions {
   tail?: number;
   follow?: boolean;

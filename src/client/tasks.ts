@@ -238,6 +238,7 @@ export async function containerProcesses(ctx: Context, id: string): Promise<numb
   return (await openRunc(ctx)).ps(id);
 }
 
+/** What `exec` runs, and how. */
 export interface ExecOptions {
   args: string[];
   tty?: boolean;

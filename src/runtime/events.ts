@@ -12,6 +12,7 @@ import { LineCursor, followLines } from "./container_log.ts";
 /** What happened to a container. */
 export type EventType = "create" | "start" | "exit" | "delete";
 
+/** One line of the event log. */
 export interface TsctrEvent {
   type: EventType;
   namespace: string;

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { isErrno } from "../errdefs/mod.ts";
 import { writeFileAtomic } from "../platform/durable.ts";
 
+/** The names of the files in a task directory. */
 export const TASK_FILES = {
   info: "task.json",
   pid: "init.pid",
@@ -70,7 +71,7 @@ export async function markStopped(taskDir: string, stopped: boolean): Promise<vo
 
 /** Whether the task was last stopped on purpose. */
 export async function wasStopped(taskDir: string): Promise<boolean> {
-  return (await readFile(taskFile(taskDir, TASK_FILES.stopped)).then(() => true, () => false));
+  return readFile(taskFile(taskDir, TASK_FILES.stopped)).then(() => true, () => false);
 }
 
 /** Every recorded exit of the task, oldest first (the last line may be cut by a crash: it is skipped). */

@@ -68,8 +68,8 @@ export function logsCommand(): Command {
 }
 
 /** `exec [-t] [-i] [--env K=V]… [--cwd DIR] [--user U] ID CMD [ARG…]`: exits with the process's status. */
-export function execCommand(name = "exec"): Command {
-  return new Command(name)
+export function execCommand(): Command {
+  return new Command("exec")
     .description("run a command in a running container")
     .argument("<id>", "container ID")
     .argument("<cmd...>", "command and arguments")
@@ -98,8 +98,8 @@ async function eachId(cmd: Command, ids: string[], fn: (ctx: ReturnType<typeof c
 }
 
 /** `start ID…`: starts stopped containers again, detached. */
-export function startCommand(name = "start"): Command {
-  return new Command(name)
+export function startCommand(): Command {
+  return new Command("start")
     .description("start stopped containers again, detached")
     .argument("<id...>", "container IDs")
     .action(async (ids: string[], _o: unknown, cmd: Command) => {
@@ -134,8 +134,8 @@ export function killCommand(defaultSignal = "KILL"): Command {
 }
 
 /** `rm [-f] ID…`: removes stopped containers (running ones too with -f). */
-export function rmCommand(name = "rm"): Command {
-  return new Command(name)
+export function rmCommand(): Command {
+  return new Command("rm")
     .description("remove containers (with -f also running ones, killed first)")
     .argument("<id...>", "container IDs")
     .option("-f, --force", "kill a running container before removing it", false)

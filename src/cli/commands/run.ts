@@ -1,11 +1,11 @@
-/** `tsctr run [--rm] [-t] [--env K=V]… [--platform P] IMAGE ID [CMD [ARG…]]`, like `ctr run`. */
+/** `tsctr run [--rm] [-t] [-d] [--env K=V]… [--platform P] IMAGE ID [CMD [ARG…]]`, like `ctr run`. */
 import { Command } from "commander";
 import { contextFrom } from "../options.ts";
 import { byteSize, keyValue } from "../parse.ts";
 
 export function runCommand(): Command {
   return new Command("run")
-    .description("run a container in the foreground")
+    .description("run a container in the foreground, or detached with -d")
     .argument("<image>", "image reference (pulled already)")
     .argument("<id>", "container ID")
     .argument("[cmd...]", "command and arguments (replace the image's Cmd)")

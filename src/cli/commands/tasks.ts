@@ -17,6 +17,7 @@ function simple(name: string, description: string, fn: (mod: typeof import("../.
     });
 }
 
+/** The `tasks` group: ctr's task verbs on the same client functions as the top-level commands. */
 export function tasksCommand(): Command {
   const t = new Command("tasks").alias("task").alias("t").description("manage tasks (the running processes of containers)").enablePositionalOptions();
   t.command("ls")

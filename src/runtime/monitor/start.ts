@@ -11,10 +11,12 @@ import { installMonitor } from "./install.ts";
 import { eventFields } from "../events.ts";
 import { TASK_FILES, taskFile, writeTaskInfo, type TaskInfo } from "../task_files.ts";
 
-/** Default log cap per file (10 MiB) and number of files kept (the live one and two rotated). */
+/** Default log cap per file: 10 MiB. */
 export const DEFAULT_LOG_MAX_SIZE = 10 * 1024 * 1024;
+/** Default number of log files kept: the live one and two rotated. */
 export const DEFAULT_LOG_MAX_FILES = 3;
 
+/** What a monitor is started with. */
 export interface MonitorOptions {
   runc: Runc;
   id: string;
