@@ -18,3 +18,11 @@ export function keyValue(value: string, previous: string[]): string[] {
   if (!/^[^=]+=/.test(value)) throw errorOf("InvalidArgument", `invalid "${value}": expected KEY=VALUE`);
   return [...previous, value];
 }
+
+/** A byte size: "1048576", "512k", "10m", "1g" (also "10MiB", "10MB": powers of 1024); at least 1. */
+export function byteSize(value: string): number {
+  const m = /^(\d+)\s*([kmg]?)(i?b)?$/i.exec(value.trim());
+  const n = m ? Number(m[1]) * 1024 ** " kmg".indexOf((m[2] || " ").toLowerCase()) : NaN;
+  if (!m || !Number.isSafeInteger(n) || n < 1) throw errorOf("InvalidArgument", `invalid size "${value}": expected a number of bytes with an optional unit k, m or g`);
+  return n;
+}

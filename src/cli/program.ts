@@ -12,6 +12,8 @@ import { loginCommand, logoutCommand } from "./commands/login.ts";
 import { DEFAULT_HOSTS_DIR } from "../client/context.ts";
 import { pushCommand } from "./commands/push.ts";
 import { checkCommand, contentCommand, dfCommand, namespacesCommand, pruneCommand, snapshotsCommand } from "./commands/store.ts";
+import { eventsCommand, execCommand, killCommand, logsCommand, psCommand, rmCommand, startCommand, stopCommand } from "./commands/lifecycle.ts";
+import { tasksCommand } from "./commands/tasks.ts";
 
 /** Builds the commander program with ctr-like global options. */
 export function buildProgram(): Command {
@@ -46,6 +48,8 @@ export function buildProgram(): Command {
   program.addCommand(logoutCommand());
   program.addCommand(pushCommand());
   for (const c of [checkCommand(), pruneCommand(), dfCommand(), contentCommand(), snapshotsCommand(), namespacesCommand()]) program.addCommand(c);
+  program.addCommand(tasksCommand());
+  for (const c of [psCommand(), logsCommand(), execCommand(), startCommand(), stopCommand(), killCommand(), rmCommand(), eventsCommand()]) program.addCommand(c);
   exitOverrideEverywhere(program);
   return program;
 }

@@ -64,6 +64,11 @@ export class Context {
     return join(this.state, "runc", this.namespace);
   }
 
+  /** A container's task directory under --root: its log, start and exit records (kept across reboots). */
+  taskDir(id: string): string {
+    return join(this.root, "tasks", this.namespace, id);
+  }
+
   /** Releases open handles. */
   async close(): Promise<void> {
     if (this.#metadata) (await this.#metadata).close();

@@ -40,6 +40,27 @@ export async function connectNetwork(ctx: Context, id: string, bundle: string, s
   }
 }
 
+const NETWORK_LABEL = "io.tsctr/network";
+
+/** The container labels that record its network settings, so `start` can connect it again. */
+export function networkLabels(opts: NetworkOptions): Record<string, string> {
+  return { [NETWORK_LABEL]: JSON.stringify(opts) };
+}
+
+/**
+ * Connects a stopped container again before it starts: its old attachment (if any) is taken back, the
+ * network files and namespace of the kept spec are replaced by fresh ones. No-op for containers recorded
+ * before network labels existed.
+ */
+export async function reconnectNetwork(ctx: Context, id: string, labels: Record<string, string>, bundle: string, spec: Spec): Promise<void> {
+  const recorded = labels[NETWORK_LABEL];
+  if (recorded === undefined) return;
+  await disconnectNetwork(ctx, id);
+  const own = new Set(["/etc/hostname", "/etc/hosts", "/etc/resolv.conf"]);
+  spec.mounts = spec.mounts.filter((m) => !own.has(m.destination));
+  await connectNetwork(ctx, id, bundle, spec, JSON.parse(recorded) as NetworkOptions);
+}
+
 /** Takes container `id`'s network back (idempotent: nothing to do is not an error). */
 export function disconnectNetwork(ctx: Context, id: string): Promise<void> {
   return openNetwork(ctx).teardown(id);

@@ -8,6 +8,10 @@ import { join } from "node:path";
 import type { Context } from "./context.ts";
 import { getImage } from "./images.ts";
 import { openSnapshotter } from "./snapshotter.ts";
+import { recordForegroundExit, startDetached } from "./tasks.ts";
+import { restartLabels } from "./restart_policy.ts";
+import { networkLabels } from "./network.ts";
+import { emitEvent } from "./events.ts";
 import { errorOf } from "../errdefs/mod.ts";
 import { readImage } from "../images/image.ts";
 import { chainIds } from "../images/chainid.ts";
@@ -29,6 +33,12 @@ export interface RunOptions {
   platform: Platform;
   /** Default: the bridge network, no published ports. */
   network?: NetworkOptions;
+  /** Start the container under a monitor and return once it runs (it outlives tsctr). */
+  detach?: boolean;
+  /** With `detach`: the log's size cap per file, in bytes. */
+  logMaxSize?: number;
+  /** Recorded with the container: no | always | on-failure[:N] | unless-stopped (see restart_policy.ts). */
+  restart?: string;
 }
 
 const ID_RE = /^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$/;
@@ -38,6 +48,8 @@ export async function run(ctx: Context, opts: RunOptions): Promise<number> {
   if (!ID_RE.test(opts.id) || opts.id.length > 76) {
     throw errorOf("InvalidArgument", `invalid container ID "${opts.id}": use letters, digits and single '.', '_' or '-' between them`);
   }
+  if (opts.detach && opts.rm) throw errorOf("InvalidArgument", "run: --rm cannot be combined with -d yet; remove the container with rm after it stops");
+  const labels = { ...(opts.restart === undefined ? {} : restartLabels(opts.restart)), ...networkLabels(opts.network ?? { mode: "bridge" }) };
   if (!isRoot()) throw errorOf("PermissionDenied", "run: tsctr must run as root to create containers");
   // Independent look-ups run together: the runtime binary, the snapshotter, and the image.
   const [runcBinary, snapshotter, md, found] = await Promise.all([
@@ -73,12 +85,14 @@ export async function run(ctx: Context, opts: RunOptions): Promise<number> {
       md.deleteContainer(ctx.namespace, opts.id);
       md.deleteSnapshot(ctx.namespace, snapshotKey);
     });
+    await emitEvent(ctx, "delete", opts.id);
   };
 
   md.transaction(() => {
-    md.createContainer({ namespace: ctx.namespace, id: opts.id, image: imageRecord.name, snapshotter: "overlayfs", snapshotKey, runtime: "io.containerd.runc.v2", labels: {} });
+    md.createContainer({ namespace: ctx.namespace, id: opts.id, image: imageRecord.name, snapshotter: "overlayfs", snapshotKey, runtime: "io.containerd.runc.v2", labels });
     md.putSnapshot({ namespace: ctx.namespace, key: snapshotKey, parent: top, kind: "active" });
   });
+  await emitEvent(ctx, "create", opts.id);
 
   let status: number;
   try {
@@ -94,7 +108,12 @@ export async function run(ctx: Context, opts: RunOptions): Promise<number> {
     await connectNetwork(ctx, opts.id, bundle, spec, opts.network ?? { mode: "bridge" });
     await writeBundle(bundle, spec);
     const runc = new Runc({ binary: runcBinary, root: ctx.runcRoot() });
+    if (opts.detach) {
+      await startDetached(ctx, runc, opts.id, bundle, { logMaxSize: opts.logMaxSize });
+      return 0;
+    }
     const task = runc.run(opts.id, bundle, { stdio: "inherit", tty: opts.tty ?? false });
+    void emitEvent(ctx, "start", opts.id);
     const stopForwarding = forwardSignals(task.child);
     const stopEscalation = killOnThirdInterrupt(runc, opts.id);
     try {
@@ -111,12 +130,14 @@ export async function run(ctx: Context, opts: RunOptions): Promise<number> {
     await teardown();
     throw e;
   }
+  await emitEvent(ctx, "exit", opts.id, status);
   if (opts.rm) {
     await teardown();
   } else {
     await disconnectNetwork(ctx, opts.id).catch(() => {});
     // keep the record and the snapshot (like ctr); the rootfs is unmounted until the container starts again
     await unmount(rootfs).catch(() => {});
+    await recordForegroundExit(ctx, opts.id, status).catch(() => {});
   }
   return status;
 }

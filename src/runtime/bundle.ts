@@ -46,13 +46,25 @@ export async function removeBundle(dir: string): Promise<void> {
   await rm(real, { recursive: true, force: true });
 }
 
-/** Mount points of this process's mount namespace, decoded from /proc/self/mountinfo (field 5). */
-async function mountPoints(): Promise<string[]> {
+/** One mount of this process's mount namespace: where it is and its per-mount options (ro, noexec…). */
+export interface MountInfo {
+  mountPoint: string;
+  options: string[];
+}
+
+/** The mounts of this process's mount namespace, decoded from /proc/self/mountinfo (fields 5 and 6). */
+export async function mountInfo(): Promise<MountInfo[]> {
   const text = await readFile("/proc/self/mountinfo", "utf8");
-  const out: string[] = [];
+  const out: MountInfo[] = [];
   for (const line of text.split("\n")) {
-    const field = line.split(" ")[4];
-    if (field) out.push(field.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8))));
+    const fields = line.split(" ");
+    if (!fields[4]) continue;
+    out.push({ mountPoint: fields[4].replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8))), options: (fields[5] ?? "").split(",") });
   }
   return out;
+}
+
+/** Mount points of this process's mount namespace. */
+async function mountPoints(): Promise<string[]> {
+  return (await mountInfo()).map((m) => m.mountPoint);
 }

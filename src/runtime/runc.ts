@@ -182,6 +182,50 @@ export class Runc {
     await this.exec(["delete", ...(opts.force ? ["--force"] : []), id], id);
   }
 
+  /**
+   * The arguments (after the binary) of `runc run -d` for a monitor to run: the container starts detached
+   * with the caller's stdio passed through, runc writes its init's PID to `pidFile`, and its log goes to
+   * BUNDLE/runc.log (read back with `runFailure`).
+   */
+  detachedRunArgs(id: string, bundle: string, pidFile: string): string[] {
+    return this.args("--log", join(bundle, "runc.log"), "run", "--detach", "--pid-file", pidFile, "--bundle", bundle, id);
+  }
+
+  /** The error runc last logged in BUNDLE/runc.log ("" when there is none). */
+  async runFailure(bundle: string): Promise<string> {
+    return lastMessage(await readFile(join(bundle, "runc.log"), "utf8").catch(() => ""), true);
+  }
+
+  /**
+   * Runs a process described by the runtime-spec Process JSON file `processFile` inside running container
+   * `id`, in the foreground with inherited stdio (`tty`: on the caller's terminal, which needs inherited
+   * stdin). Like `run`, `exited` resolves to the process's exit status.
+   */
+  execProcess(id: string, processFile: string, opts: { tty?: boolean; stdin?: boolean } = {}): RunningContainer {
+    const args = this.args("exec", "--process", processFile, ...(opts.tty ? ["--tty"] : []), id);
+    const child = spawn(this.binary, args, { stdio: [opts.stdin || opts.tty ? "inherit" : "ignore", "inherit", "inherit"] });
+    const exited = new Promise<number>((resolve, reject) => {
+      child.once("error", (err: NodeJS.ErrnoException) => reject(errorOf("FailedPrecondition", `exec in container ${id}: cannot start ${this.binary}: ${err.code ?? err.message}`, err)));
+      child.once("close", (code, signal) => resolve(exitStatus(code, signal)));
+    });
+    return { child, exited };
+  }
+
+  /** The PIDs (host's view) of the processes in container `id`. */
+  async ps(id: string): Promise<number[]> {
+    return (JSON.parse(await this.exec(["ps", "--format", "json", id], id)) as number[] | null) ?? [];
+  }
+
+  /** Freezes every process of container `id` (cgroup freezer). */
+  async pause(id: string): Promise<void> {
+    await this.exec(["pause", id], id);
+  }
+
+  /** Thaws a paused container. */
+  async resume(id: string): Promise<void> {
+    await this.exec(["resume", id], id);
+  }
+
   private args(...rest: string[]): string[] {
     return ["--root", this.root, "--log-format", "json", ...rest];
   }

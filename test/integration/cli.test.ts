@@ -14,8 +14,8 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Buffer } from "node:buffer";
 import { createHash, randomBytes } from "node:crypto";
-import { assertError } from "../helpers/assert.ts";
 import { execFile } from "../../src/platform/exec.ts";
+import { assertError, type Result } from "../helpers/assert.ts";
 
 async function blobFiles(t: Tsctr): Promise<string[]> {
   return (await readdir(join(t.root, "content", "blobs", "sha256")).catch(() => [])).sort();

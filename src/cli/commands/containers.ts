@@ -2,6 +2,7 @@
 import { Command } from "commander";
 import { contextFrom } from "../options.ts";
 import { formatOption, json, table, type OutputFormat } from "../render.ts";
+import { rmCommand } from "./lifecycle.ts";
 
 export function containersCommand(): Command {
   const c = new Command("containers").alias("container").alias("c").description("manage containers");
@@ -19,17 +20,13 @@ export function containersCommand(): Command {
       for (const r of list) rows.push([r.id, r.image, r.runtime]);
       process.stdout.write(table(rows));
     });
-  c.command("rm")
-    .alias("delete")
-    .description("remove stopped containers")
-    .argument("<id...>", "container IDs")
-    .action(async (ids: string[], _o: unknown, cmd: Command) => {
-      const { removeContainer } = await import("../../client/containers.ts");
-      const ctx = contextFrom(cmd);
-      for (const id of ids) {
-        await removeContainer(ctx, id);
-        process.stdout.write(`${id}\n`);
-      }
+  c.addCommand(rmCommand().alias("delete"));
+  c.command("info")
+    .description("print a container's record, task state and spec as JSON")
+    .argument("<id>", "container ID")
+    .action(async (id: string, _o: unknown, cmd: Command) => {
+      const { containerInfo } = await import("../../client/tasks.ts");
+      process.stdout.write(JSON.stringify(await containerInfo(contextFrom(cmd), id), null, 2) + "\n");
     });
   return c;
 }
