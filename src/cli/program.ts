@@ -8,6 +8,8 @@ import { pullCommand } from "./commands/pull.ts";
 import { imagesCommand } from "./commands/images.ts";
 import { runCommand } from "./commands/run.ts";
 import { containersCommand } from "./commands/containers.ts";
+import { volumeCommand } from "./commands/volume.ts";
+import { statsCommand } from "./commands/stats.ts";
 
 /** Builds the commander program with ctr-like global options. */
 export function buildProgram(): Command {
@@ -32,5 +34,7 @@ export function buildProgram(): Command {
   program.addCommand(imagesCommand());
   program.addCommand(runCommand());
   program.addCommand(containersCommand());
+  program.addCommand(volumeCommand());
+  program.addCommand(statsCommand());
   return program;
 }

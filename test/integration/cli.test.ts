@@ -14,18 +14,8 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Buffer } from "node:buffer";
 import { createHash, randomBytes } from "node:crypto";
-import { ErrorKinds } from "../../src/errdefs/mod.ts";
+import { assertError } from "../helpers/assert_error.ts";
 import { execFile } from "../../src/platform/exec.ts";
-
-type Result = { code: number; stdout: string; stderr: string };
-
-function assertError(r: Result, kind: keyof typeof ErrorKinds, re: RegExp) {
-  assert.equal(r.code, ErrorKinds[kind], `expected exit ${ErrorKinds[kind]} (${kind}), got ${r.code}: ${r.stderr}`);
-  const lines = r.stderr.trim().split("\n");
-  assert.equal(lines.length, 1, `one line on stderr, got: ${r.stderr}`);
-  assert.match(lines[0]!, /^tsctr: /);
-  assert.match(lines[0]!, re);
-}
 
 async function blobFiles(t: Tsctr): Promise<string[]> {
   return (await readdir(join(t.root, "content", "blobs", "sha256")).catch(() => [])).sort();

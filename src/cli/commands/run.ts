@@ -1,10 +1,11 @@
-/** `tsctr run [--rm] [-t] [--env K=V]… [--platform P] IMAGE ID [CMD [ARG…]]`, like `ctr run`. */
+/** `tsctr run [--rm] [-t] [--env K=V]… [--platform P] [container flags: run_flags.ts] IMAGE ID [CMD [ARG…]]`, like `ctr run`. */
 import { Command } from "commander";
 import { contextFrom } from "../options.ts";
 import { keyValue } from "../parse.ts";
+import { addRunFlags, runFlagsFrom, type RunFlagOptions } from "../run_flags.ts";
 
 export function runCommand(): Command {
-  return new Command("run")
+  const run = new Command("run")
     .description("run a container in the foreground")
     .argument("<image>", "image reference (pulled already)")
     .argument("<id>", "container ID")
@@ -12,9 +13,10 @@ export function runCommand(): Command {
     .option("--rm", "remove the container and its snapshot after it exits", false)
     .option("-t, --tty", "allocate a terminal", false)
     .option("--env <K=V>", "set an environment variable (repeatable)", keyValue, [] as string[])
-    .option("--platform <platform>", "platform of the image to run (default: this host's)")
+    .option("--platform <platform>", "platform of the image to run (default: this host's)");
+  return addRunFlags(run)
     .passThroughOptions()
-    .action(async (image: string, id: string, cmdArgs: string[], opts: { rm: boolean; tty: boolean; env: string[]; platform?: string }, cmd: Command) => {
+    .action(async (image: string, id: string, cmdArgs: string[], opts: { rm: boolean; tty: boolean; env: string[]; platform?: string } & RunFlagOptions, cmd: Command) => {
       const { run } = await import("../../client/run.ts");
       const { hostPlatform, parsePlatform } = await import("../../images/platform.ts");
       const ctx = contextFrom(cmd);
@@ -26,6 +28,7 @@ export function runCommand(): Command {
         tty: opts.tty,
         rm: opts.rm,
         platform: opts.platform ? parsePlatform(opts.platform) : hostPlatform(),
+        flags: runFlagsFrom(opts),
       });
       await ctx.close();
       process.exitCode = status;
