@@ -10,14 +10,7 @@ import process from "node:process";
 import type { Context } from "./context.ts";
 import { createVolume, populateVolume, VOLUMES_LABEL } from "./volumes.ts";
 import { errorOf, isErrno } from "../errdefs/mod.ts";
-import { ALL_CAPABILITIES } from "../runtime/capabilities.ts";
-import { cgroupLayout, memoryDisabledError, probeMemory } from "../runtime/cgroups.ts";
-import { hostDevices, resolveDevice, type DeviceRequest, type HostDevice } from "../runtime/devices.ts";
-import { checkDestinations, specMount, type MountRequest } from "../runtime/mounts.ts";
-import { checkLimits, type ResourceLimits } from "../runtime/resources.ts";
-import { parseSeccompProfile, type SeccompProfile } from "../runtime/seccomp.ts";
-import type { ContainerSettings } from "../runtime/spec_settings.ts";
-import type { SpecMount } from "../runtime/spec_types.ts";
+import { ALL_CAPABILITIES, cgroupLayout, checkDestinations, checkLimits, hostDevices, memoryDisabledError, parseSeccompProfile, probeMemory, resolveDevice, specMount, type ContainerSettings, type DeviceRequest, type HostDevice, type MountRequest, type ResourceLimits, type SeccompProfile, type SpecMount } from "../runtime/mod.ts";
 
 /** The shaping flags of `run`, syntax already checked by the command-line parser. */
 export interface RunFlags {

@@ -7,8 +7,7 @@ import process from "node:process";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Context } from "./context.ts";
 import { errorOf } from "../errdefs/mod.ts";
-import { Runc, findRunc } from "../runtime/mod.ts";
-import { cgroupLayout, cgroupsPathFor, readCgroupStats, type CgroupLayout, type CgroupStats } from "../runtime/cgroups.ts";
+import { Runc, cgroupLayout, cgroupsPathFor, findRunc, readCgroupStats, type CgroupLayout, type CgroupStats } from "../runtime/mod.ts";
 
 /** One container's figures over one interval. */
 export interface ContainerStats {

@@ -9,8 +9,7 @@ import { join } from "node:path";
 import type { Context } from "./context.ts";
 import { errorOf, isErrno } from "../errdefs/mod.ts";
 import { fsyncDir } from "../platform/durable.ts";
-import { VOLUME_NAME_RE } from "../runtime/mounts.ts";
-import { resolveInRoot } from "../runtime/mod.ts";
+import { resolveInRoot, VOLUME_NAME_RE } from "../runtime/mod.ts";
 import { execFile } from "../platform/exec.ts";
 
 /** The container label listing the volumes a container mounts (comma-separated names). */
