@@ -17,7 +17,6 @@ export const OCI_VERSION = "1.0.2";
 /** PATH when the image sets none (Docker's and containerd's default). */
 export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-
 /** Paths hidden from the container (runc bind-mounts /dev/null or an empty read-only tmpfs over them). */
 export const DEFAULT_MASKED_PATHS: readonly string[] = [
   "/proc/acpi",

@@ -17,6 +17,7 @@ import { ErrorKinds } from "../../src/errdefs/mod.ts";
 import { assertError, type Result } from "../helpers/assert_error.ts";
 import { execFile } from "../../src/platform/exec.ts";
 import { isRoot } from "../../src/platform/runtime.ts";
+import { cgroupLayout, cgroupsPathFor } from "../../src/runtime/mod.ts";
 
 const skip = !isRoot() ? "needs root" : !existsSync("/bin/busybox") ? "needs busybox-static" : false;
 
@@ -167,9 +168,9 @@ test("run flags shape the container", { skip }, async (t) => {
       assert.match(pids.stderr, /can't fork/);
     });
 
-    await t.test("stats --no-stream reads a running container's cgroup", async () => {
+    await t.test("stats --no-stream reads a running container's cgroup; --cpus sets the CFS quota", async () => {
       const id = "sp-stats";
-      const child = spawn(NODE_SOURCE[0]!, [NODE_SOURCE[1]!, "--root", tsctr.root, "--state", tsctr.state, "run", "--rm", "--memory", "64m", "--pids-limit", "50", ref, id, "sleep", "60"], { stdio: "ignore" });
+      const child = spawn(NODE_SOURCE[0]!, [NODE_SOURCE[1]!, "--root", tsctr.root, "--state", tsctr.state, "run", "--rm", "--memory", "64m", "--pids-limit", "50", "--cpus", "1.5", ref, id, "sleep", "60"], { stdio: "ignore" });
       const exited = new Promise((resolve) => child.once("close", resolve));
       try {
         let r: Result = { code: -1, stdout: "", stderr: "" };
@@ -185,6 +186,10 @@ test("run flags shape the container", { skip }, async (t) => {
         assert.equal(s.memoryLimit, 64 << 20);
         assert.equal(s.pids, 1);
         assert.equal(s.pidsLimit, 50);
+        const layout = await cgroupLayout();
+        const cpuDir = layout.mode === "v2" ? layout.v2?.mount : layout.v1.cpu;
+        const quota = layout.mode === "v2" ? "cpu.max" : "cpu.cfs_quota_us";
+        assert.match(await readFile(join(cpuDir!, cgroupsPathFor("default", id), quota), "utf8"), /^150000\b/, "--cpus 1.5 is a 150 ms quota per 100 ms");
         const table = await tsctr(["stats", "--no-stream", id]);
         assert.match(table.stdout, /^CONTAINER\s+CPU %\s+MEM USAGE \/ LIMIT\s+MEM %\s+PIDS\n/);
         assert.match(table.stdout, new RegExp(`^${id}\\s+[0-9.]+%\\s+[0-9.]+ [KM]iB / 64\\.0 MiB\\s+[0-9.]+%\\s+1 / 50$`, "m"));
