@@ -88,7 +88,7 @@ export async function run(ctx: Context, opts: RunOptions): Promise<number> {
     await mountAll(mounts, rootfs);
     made.mount = true;
     const user = await resolveUser(rootfs, opts.flags?.user ?? image.config.config?.User ?? "");
-    const settings = await containerSettings(ctx, checked, rootfs);
+    const settings = await containerSettings(ctx, checked, rootfs, runcBinary);
     const env = mergeEnv(checked.env, opts.env ?? []);
     const spec = generateSpec({ id: opts.id, namespace: ctx.namespace, image: image.config, args: opts.args, env, tty: opts.tty, user, hostname: opts.flags?.hostname, cwd: opts.flags?.cwd, settings });
     await writeBundle(bundle, spec);

@@ -10,7 +10,7 @@ import process from "node:process";
 import type { Context } from "./context.ts";
 import { createVolume, populateVolume, VOLUMES_LABEL } from "./volumes.ts";
 import { errorOf, isErrno } from "../errdefs/mod.ts";
-import { ALL_CAPABILITIES, cgroupLayout, checkDestinations, checkLimits, hostDevices, memoryDisabledError, parseSeccompProfile, probeMemory, resolveDevice, specMount, type ContainerSettings, type DeviceRequest, type HostDevice, type MountRequest, type ResourceLimits, type SeccompProfile, type SpecMount } from "../runtime/mod.ts";
+import { ALL_CAPABILITIES, cgroupLayout, checkDestinations, checkLimits, executableArchitecture, hostDevices, memoryDisabledError, parseSeccompProfile, probeMemory, resolveDevice, specMount, type ContainerSettings, type DeviceRequest, type HostDevice, type MountRequest, type ResourceLimits, type SeccompProfile, type SpecMount } from "../runtime/mod.ts";
 
 /** The shaping flags of `run`, syntax already checked by the command-line parser. */
 export interface RunFlags {
@@ -88,8 +88,9 @@ export function runLabels(flags: RunFlags): Record<string, string> {
 /**
  * The spec settings for a container whose root filesystem is mounted at `rootfs`: volumes are created
  * when missing and, when empty, filled from the image's directory at their destination (unless nocopy).
+ * The seccomp filter is built for the architecture of `runcBinary`, which installs it.
  */
-export async function containerSettings(ctx: Context, checked: CheckedRunFlags, rootfs: string): Promise<ContainerSettings> {
+export async function containerSettings(ctx: Context, checked: CheckedRunFlags, rootfs: string, runcBinary: string): Promise<ContainerSettings> {
   const { flags } = checked;
   const mounts: SpecMount[] = [];
   for (const m of flags.mounts ?? []) {
@@ -113,6 +114,7 @@ export async function containerSettings(ctx: Context, checked: CheckedRunFlags, 
     noNewPrivileges: flags.noNewPrivileges,
     resources: flags.resources,
     swapAccounting: checked.swapAccounting,
+    arch: await executableArchitecture(runcBinary),
   };
 }
 

@@ -95,7 +95,7 @@ export async function populateVolume(mountpoint: string, rootfs: string, destina
   if (r.code !== 0) {
     // leave the volume empty rather than half-filled
     for (const entry of await readdir(mountpoint)) await rm(join(mountpoint, entry), { recursive: true, force: true });
-    throw errorOf("Internal", `populate volume at ${mountpoint} from ${destination}: ${r.stderr.trim().split("\n").pop() ?? `cp exit status ${r.code}`}`);
+    throw errorOf("Internal", `populate volume at ${mountpoint} from ${destination}: ${r.stderr.trim().split("\n").pop() || `cp exit status ${r.code}`}`);
   }
 }
 

@@ -18,7 +18,7 @@ export { VOLUME_NAME_RE, checkDestinations, parseMountFlag, parseTmpfsFlag, pars
 export type { BindRequest, MountRequest, Propagation, TmpfsRequest, VolumeRequest } from "./mounts.ts";
 export { CPU_PERIOD_US, MIN_MEMORY, checkLimits, parseCpus, parseSize, parseSwap, specResources } from "./resources.ts";
 export type { ResourceLimits } from "./resources.ts";
-export { SECCOMP_ARCHES, compileSeccomp, parseSeccompProfile } from "./seccomp.ts";
+export { SECCOMP_ARCHES, compileSeccomp, executableArchitecture, parseSeccompProfile } from "./seccomp.ts";
 export type { SeccompFilter, SeccompProfile, SeccompRule } from "./seccomp.ts";
 export { DEFAULT_SECCOMP_PROFILE } from "./seccomp_default.ts";
 export type { ContainerSettings } from "./spec_settings.ts";

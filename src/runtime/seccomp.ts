@@ -3,6 +3,7 @@
  * architectures) and their compilation into the runtime-spec filter that runc installs for one container.
  * The default profile lives in seccomp_default.ts.
  */
+import { open } from "node:fs/promises";
 import { errorOf } from "../errdefs/mod.ts";
 import type { SpecSeccomp, SpecSeccompArg, SpecSeccompSyscall } from "./spec_types.ts";
 
@@ -103,4 +104,30 @@ export function parseSeccompProfile(value: unknown, source: string): SeccompProf
     }
   }
   return value as SeccompProfile;
+}
+
+/** ELF e_machine values of the architectures seccomp filters are built for. */
+const ELF_MACHINES: Readonly<Record<number, string>> = { 0x3e: "amd64", 0xb7: "arm64", 0x28: "arm", 0x03: "386" };
+
+/**
+ * The architecture (GOARCH) of the executable at `path`, from its ELF header; undefined when it is not an
+ * ELF file of a known machine. runc installs the filter, so its architecture is the filter's native one,
+ * even when tsctr itself or the container's programs run under qemu-user emulation.
+ */
+export async function executableArchitecture(path: string): Promise<string | undefined> {
+  const header = new Uint8Array(20);
+  try {
+    const fh = await open(path, "r");
+    try {
+      await fh.read(header, 0, 20, 0);
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return undefined;
+  }
+  const elf = header[0] === 0x7f && header[1] === 0x45 && header[2] === 0x4c && header[3] === 0x46;
+  const little = header[5] === 1;
+  const machine = little ? header[18]! | (header[19]! << 8) : (header[18]! << 8) | header[19]!;
+  return elf ? ELF_MACHINES[machine] : undefined;
 }

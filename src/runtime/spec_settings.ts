@@ -27,7 +27,7 @@ export interface ContainerSettings {
   devices?: HostDevice[];
   /** A seccomp profile, or "unconfined" for none; default DEFAULT_SECCOMP_PROFILE. */
   seccomp?: SeccompProfile | "unconfined";
-  /** The host architecture (GOARCH) the filter is built for; default this host's. */
+  /** The architecture (GOARCH) of the runc that installs the filter; default the one tsctr runs on. */
   arch?: string;
   /** Default true: setuid binaries and file capabilities grant nothing. */
   noNewPrivileges?: boolean;

@@ -12,7 +12,7 @@ import { memorySupport, parseCgroupMounts, memoryDisabledError } from "../../src
 import { parseDeviceFlag } from "../../src/runtime/devices.ts";
 import { parseMountFlag, parseTmpfsFlag, parseVolumeFlag, specMount } from "../../src/runtime/mounts.ts";
 import { parseCpus, parseSize, specResources } from "../../src/runtime/resources.ts";
-import { compileSeccomp, parseSeccompProfile } from "../../src/runtime/seccomp.ts";
+import { compileSeccomp, executableArchitecture, parseSeccompProfile } from "../../src/runtime/seccomp.ts";
 import { DEFAULT_SECCOMP_PROFILE } from "../../src/runtime/seccomp_default.ts";
 import type { ContainerSettings } from "../../src/runtime/spec_settings.ts";
 import { readEnvFiles } from "../../src/client/run_settings.ts";
@@ -115,6 +115,12 @@ describe("seccomp", () => {
     assert.deepEqual([clone3?.action, clone3?.errnoRet], ["SCMP_ACT_ERRNO", 38]);
     assert.ok(allowed(["CAP_SYS_BOOT"], "reboot") && !allowed([], "reboot"));
     assert.ok(allowed([], "chroot") === false && allowed(["CAP_SYS_CHROOT"], "chroot"));
+  });
+
+  it("builds the filter for runc's own architecture, read from its ELF header", async () => {
+    assert.equal(await executableArchitecture(process.execPath), { x64: "amd64", arm64: "arm64" }[process.arch as string]);
+    assert.equal(await executableArchitecture("/etc/passwd"), undefined);
+    assert.equal(await executableArchitecture("/nonexistent"), undefined);
   });
 
   it("checks custom profiles", () => {
