@@ -14,6 +14,8 @@ import { pushCommand } from "./commands/push.ts";
 import { checkCommand, contentCommand, dfCommand, namespacesCommand, pruneCommand, snapshotsCommand } from "./commands/store.ts";
 import { eventsCommand, execCommand, killCommand, logsCommand, psCommand, rmCommand, startCommand, stopCommand } from "./commands/lifecycle.ts";
 import { tasksCommand } from "./commands/tasks.ts";
+import { volumeCommand } from "./commands/volume.ts";
+import { statsCommand } from "./commands/stats.ts";
 
 /** Builds the commander program with ctr-like global options. */
 export function buildProgram(): Command {
@@ -50,6 +52,8 @@ export function buildProgram(): Command {
   for (const c of [checkCommand(), pruneCommand(), dfCommand(), contentCommand(), snapshotsCommand(), namespacesCommand()]) program.addCommand(c);
   program.addCommand(tasksCommand());
   for (const c of [psCommand(), logsCommand(), execCommand(), startCommand(), stopCommand(), killCommand(), rmCommand(), eventsCommand()]) program.addCommand(c);
+  program.addCommand(volumeCommand());
+  program.addCommand(statsCommand());
   exitOverrideEverywhere(program);
   return program;
 }

@@ -17,7 +17,8 @@ import { readImage } from "../images/image.ts";
 import { chainIds } from "../images/chainid.ts";
 import type { Platform } from "../images/types.ts";
 import { mountAll, unmount } from "../mount/mod.ts";
-import { Runc, findRunc, forwardSignals, generateSpec, resolveUser, writeBundle } from "../runtime/mod.ts";
+import { Runc, findRunc, forwardSignals, generateSpec, mergeEnv, resolveUser, writeBundle } from "../runtime/mod.ts";
+import { checkRunFlags, containerSettings, runLabels, type RunFlags } from "./run_settings.ts";
 import { isRoot } from "../platform/runtime.ts";
 import { connectNetwork, disconnectNetwork } from "./network.ts";
 import type { NetworkOptions } from "../network/mod.ts";
@@ -39,6 +40,8 @@ export interface RunOptions {
   logMaxSize?: number;
   /** Recorded with the container: no | always | on-failure[:N] | unless-stopped (see restart_policy.ts). */
   restart?: string;
+  /** Mounts, user, privileges, devices, seccomp and limits (see run_settings.ts). */
+  flags?: RunFlags;
 }
 
 const ID_RE = /^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$/;
@@ -52,7 +55,7 @@ export async function run(ctx: Context, opts: RunOptions): Promise<number> {
   const labels = { ...(opts.restart === undefined ? {} : restartLabels(opts.restart)), ...networkLabels(opts.network ?? { mode: "bridge" }) };
   if (!isRoot()) throw errorOf("PermissionDenied", "run: tsctr must run as root to create containers");
   // Independent look-ups run together: the runtime binary, the snapshotter, and the image.
-  const [runcBinary, snapshotter, md, found] = await Promise.all([
+  const [runcBinary, snapshotter, md, found, checked] = await Promise.all([
     findRunc(),
     openSnapshotter(ctx),
     ctx.metadata(),
@@ -61,6 +64,7 @@ export async function run(ctx: Context, opts: RunOptions): Promise<number> {
       const image = await readImage(await ctx.content(), { ...imageRecord.target }, opts.platform, imageRecord.name);
       return { imageRecord, image, chain: await chainIds(image.config.rootfs.diff_ids) };
     })(),
+    checkRunFlags(opts.flags ?? {}),
   ]);
   const { imageRecord, image, chain } = found;
   const top = chain[chain.length - 1];
@@ -89,7 +93,7 @@ export async function run(ctx: Context, opts: RunOptions): Promise<number> {
   };
 
   md.transaction(() => {
-    md.createContainer({ namespace: ctx.namespace, id: opts.id, image: imageRecord.name, snapshotter: "overlayfs", snapshotKey, runtime: "io.containerd.runc.v2", labels });
+    md.createContainer({ namespace: ctx.namespace, id: opts.id, image: imageRecord.name, snapshotter: "overlayfs", snapshotKey, runtime: "io.containerd.runc.v2", labels: { ...runLabels(opts.flags ?? {}), ...labels } });
     md.putSnapshot({ namespace: ctx.namespace, key: snapshotKey, parent: top, kind: "active" });
   });
   await emitEvent(ctx, "create", opts.id);
@@ -102,8 +106,10 @@ export async function run(ctx: Context, opts: RunOptions): Promise<number> {
     made.bundle = true;
     await mountAll(mounts, rootfs);
     made.mount = true;
-    const user = await resolveUser(rootfs, image.config.config?.User ?? "");
-    const spec = generateSpec({ id: opts.id, namespace: ctx.namespace, image: image.config, args: opts.args, env: opts.env, tty: opts.tty, user });
+    const user = await resolveUser(rootfs, opts.flags?.user ?? image.config.config?.User ?? "");
+    const settings = await containerSettings(ctx, checked, rootfs, runcBinary);
+    const env = mergeEnv(checked.env, opts.env ?? []);
+    const spec = generateSpec({ id: opts.id, namespace: ctx.namespace, image: image.config, args: opts.args, env, tty: opts.tty, user, hostname: opts.flags?.hostname, cwd: opts.flags?.cwd, settings });
     made.network = true;
     await connectNetwork(ctx, opts.id, bundle, spec, opts.network ?? { mode: "bridge" });
     await writeBundle(bundle, spec);

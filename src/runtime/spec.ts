@@ -5,30 +5,17 @@
 import type { ImageConfig } from "../images/types.ts";
 import { errorOf } from "../errdefs/mod.ts";
 import type { Spec, SpecDeviceCgroup, SpecMount, SpecNamespace, SpecUser } from "./spec_types.ts";
+import { capabilitySet } from "./capabilities.ts";
+import { cgroupsPathFor } from "./cgroups.ts";
+import { applySettings, type ContainerSettings } from "./spec_settings.ts";
+
+export { DEFAULT_CAPABILITIES } from "./capabilities.ts";
 
 /** The runtime-spec version tsctr writes; runc 1.1 implements 1.0.2. */
 export const OCI_VERSION = "1.0.2";
 
 /** PATH when the image sets none (Docker's and containerd's default). */
 export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/** Docker's default capability set, granted in the bounding, effective and permitted sets. */
-export const DEFAULT_CAPABILITIES: readonly string[] = [
-  "CAP_CHOWN",
-  "CAP_DAC_OVERRIDE",
-  "CAP_FSETID",
-  "CAP_FOWNER",
-  "CAP_MKNOD",
-  "CAP_NET_RAW",
-  "CAP_SETGID",
-  "CAP_SETUID",
-  "CAP_SETFCAP",
-  "CAP_SETPCAP",
-  "CAP_NET_BIND_SERVICE",
-  "CAP_SYS_CHROOT",
-  "CAP_KILL",
-  "CAP_AUDIT_WRITE",
-];
 
 /** Paths hidden from the container (runc bind-mounts /dev/null or an empty read-only tmpfs over them). */
 export const DEFAULT_MASKED_PATHS: readonly string[] = [
@@ -82,6 +69,8 @@ export interface SpecOptions {
   cwd?: string;
   /** The resolved image User (see resolveUser); default root (0:0). `home` sets HOME unless Env has it. */
   user?: SpecUser & { home?: string };
+  /** Mounts, privileges, devices, seccomp and limits from the `run` flags (see spec_settings.ts). */
+  settings?: ContainerSettings;
 }
 
 /**
@@ -99,8 +88,9 @@ export function generateSpec(opts: SpecOptions): Spec {
   if (opts.tty) defaults.push("TERM=xterm");
   if (user.home) defaults.push(`HOME=${user.home}`);
   const env = mergeEnv(mergeEnv(image.Env ?? [], opts.env ?? []), defaults, false);
-  const caps = [...DEFAULT_CAPABILITIES];
-  return {
+  const settings = opts.settings ?? {};
+  const caps = capabilitySet({ add: settings.capAdd, drop: settings.capDrop, privileged: settings.privileged, known: settings.knownCapabilities });
+  const spec: Spec = {
     ociVersion: OCI_VERSION,
     process: {
       terminal: opts.tty ?? false,
@@ -118,11 +108,13 @@ export function generateSpec(opts: SpecOptions): Spec {
     linux: {
       namespaces: (["pid", "ipc", "uts", "mount", "network"] as const).map((type): SpecNamespace => ({ type })),
       resources: { devices: defaultDeviceRules() },
-      cgroupsPath: `/tsctr/${opts.namespace}/${opts.id}`,
+      cgroupsPath: cgroupsPathFor(opts.namespace, opts.id),
       maskedPaths: [...DEFAULT_MASKED_PATHS],
       readonlyPaths: [...DEFAULT_READONLY_PATHS],
     },
   };
+  applySettings(spec, settings);
+  return spec;
 }
 
 /**

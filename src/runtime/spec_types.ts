@@ -67,9 +67,59 @@ export interface SpecDeviceCgroup {
   access?: string;
 }
 
-/** Cgroup resource settings; tsctr only sets device rules so far. */
+/** Memory limits in bytes; swap is memory plus swap (-1: unlimited). */
+export interface SpecMemory {
+  limit?: number;
+  swap?: number;
+}
+
+/** CPU bandwidth: `quota` microseconds of CPU time per `period`. */
+export interface SpecCpu {
+  quota?: number;
+  period?: number;
+}
+
+/** Cgroup resource settings. */
 export interface SpecResources {
   devices?: SpecDeviceCgroup[];
+  memory?: SpecMemory;
+  cpu?: SpecCpu;
+  pids?: { limit: number };
+}
+
+/** A device node created in the container's /dev. */
+export interface SpecDevice {
+  path: string;
+  type: "c" | "b";
+  major: number;
+  minor: number;
+  fileMode?: number;
+  uid?: number;
+  gid?: number;
+}
+
+/** One comparison of a syscall argument (runtime-spec seccomp). */
+export interface SpecSeccompArg {
+  index: number;
+  value: number;
+  valueTwo?: number;
+  op: "SCMP_CMP_NE" | "SCMP_CMP_LT" | "SCMP_CMP_LE" | "SCMP_CMP_EQ" | "SCMP_CMP_GE" | "SCMP_CMP_GT" | "SCMP_CMP_MASKED_EQ";
+}
+
+/** One seccomp rule: an action for syscalls by name, optionally only when every arg comparison holds. */
+export interface SpecSeccompSyscall {
+  names: string[];
+  action: string;
+  errnoRet?: number;
+  args?: SpecSeccompArg[];
+}
+
+/** A seccomp filter as runc installs it. */
+export interface SpecSeccomp {
+  defaultAction: string;
+  defaultErrnoRet?: number;
+  architectures?: string[];
+  syscalls?: SpecSeccompSyscall[];
 }
 
 /** Linux-specific settings. */
@@ -77,6 +127,9 @@ export interface SpecLinux {
   namespaces: SpecNamespace[];
   resources?: SpecResources;
   cgroupsPath?: string;
+  devices?: SpecDevice[];
+  seccomp?: SpecSeccomp;
+  rootfsPropagation?: string;
   maskedPaths?: string[];
   readonlyPaths?: string[];
 }

@@ -117,7 +117,9 @@ test("pull and run end to end", async (t) => {
       term.child.kill("SIGTERM");
       assert.equal(await term.exited, 42, term.out.join(""));
       assert.match(term.out.join(""), /got-term/);
-      const stubborn = started("c-int", "echo ready; exec sleep 100");
+      // SIGINT is ignored before "ready" is printed (and stays ignored across exec): busybox sh running -c
+      // catches SIGINT, so one landing before the exec would end the shell with 130 instead.
+      const stubborn = started("c-int", "trap '' INT; echo ready; exec sleep 100");
       await stubborn.ready;
       for (let i = 0; i < 3; i++) {
         stubborn.child.kill("SIGINT");
