@@ -5,6 +5,7 @@
  * reuses), never an image that points at missing content.
  */
 import type { Context } from "./context.ts";
+import { emitEvent } from "./events.ts";
 import { errorOf } from "../errdefs/mod.ts";
 import { detectManifestKind, parseImageConfig, parseIndex, parseManifest } from "../images/parse.ts";
 import { formatPlatform, selectManifest } from "../images/platform.ts";
@@ -59,7 +60,9 @@ export async function pull(ctx: Context, refString: string, opts: PullOptions): 
   const ref = parseReference(refString);
   const registry = await openRegistry(ctx, { plainHttp: opts.plainHttp, skipVerify: opts.skipVerify, user: opts.user, userRegistry: ref.domain });
   try {
-    return await withLease(ctx, (lease) => pullWith(ctx, registry, ref, opts, started, lease));
+    const result = await withLease(ctx, (lease) => pullWith(ctx, registry, ref, opts, started, lease));
+    await emitEvent(ctx, "pull", result.name);
+    return result;
   } finally {
     await registry.close();
   }

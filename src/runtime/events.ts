@@ -9,8 +9,8 @@ import { appendFile, mkdir, rename, stat } from "node:fs/promises";
 import { dirname } from "node:path";
 import { LineCursor, followLines } from "./container_log.ts";
 
-/** What happened to a container. */
-export type EventType = "create" | "start" | "exit" | "delete";
+/** What happened to a container, or (pull) to an image: then `id` is the image's name. */
+export type EventType = "create" | "start" | "exit" | "delete" | "pull";
 
 /** One line of the event log. */
 export interface TsctrEvent {
