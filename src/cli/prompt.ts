@@ -17,6 +17,8 @@ export async function readStdinSecret(): Promise<string> {
 export function promptLine(label: string, hidden: boolean): Promise<string> {
   const stdin = process.stdin;
   if (!stdin.isTTY) return Promise.reject(errorOf("InvalidArgument", "login: standard input is not a terminal; pass --username and --password-stdin"));
+  // Echo goes off before the prompt shows, so nothing typed in answer to it can ever be echoed.
+  stdin.setRawMode(true);
   process.stderr.write(label);
   return new Promise((resolve, reject) => {
     let line = "";
@@ -41,7 +43,6 @@ export function promptLine(label: string, hidden: boolean): Promise<string> {
         }
       }
     };
-    stdin.setRawMode(true);
     stdin.on("data", onData);
     stdin.resume();
   });
