@@ -9,7 +9,7 @@ import { errorOf } from "../errdefs/mod.ts";
 import { detectManifestKind, parseImageConfig, parseIndex, parseManifest } from "../images/parse.ts";
 import { formatPlatform, selectManifest } from "../images/platform.ts";
 import type { Descriptor, Platform } from "../images/types.ts";
-import { RegistryClient, parseReference, type Reference } from "../registry/mod.ts";
+import { RegistryClient, parseReference, type Reference, type RetryPolicy } from "../registry/mod.ts";
 import { chainIds } from "../images/chainid.ts";
 import { openSnapshotter } from "./snapshotter.ts";
 import { pullLayers } from "./layers.ts";
@@ -20,6 +20,8 @@ export type PullEvent =
   | { type: "resolved"; ref: string; digest: string; platform: string }
   | { type: "blob"; digest: string; mediaType: string; status: "waiting" | "downloading" | "exists" | "done"; offset: number; size: number }
   | { type: "unpack"; digest: string; status: "extracting" | "exists" | "done" }
+  | { type: "resume"; digest: string; offset: number; size: number }
+  | { type: "retry"; digest: string; reason: string; delayMs: number; offset: number; size: number }
   | { type: "done"; ref: string; digest: string; elapsedMs: number };
 
 export interface PullOptions {
@@ -32,6 +34,8 @@ export interface PullOptions {
   limits?: Partial<LayerLimits>;
   /** Extraction worker threads (default: one per core; 0: extract in this thread, with less memory). */
   workers?: number;
+  /** How broken downloads are retried and resumed (defaults: registry/retry.ts DEFAULT_RETRY). */
+  retry?: Partial<RetryPolicy>;
   onEvent?: (e: PullEvent) => void;
 }
 
@@ -98,6 +102,7 @@ async function pullWith(ctx: Context, registry: RegistryClient, ref: Reference, 
     concurrency: opts.concurrency ?? 3,
     limits: opts.limits,
     workers: opts.workers,
+    retry: opts.retry,
     emit,
   });
   const chainId = chain.at(-1);

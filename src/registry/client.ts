@@ -19,7 +19,9 @@ import { VERSION } from "../version.ts";
 import { AuthCache, basicAuthorization, fetchToken, parseChallenges, pullScope } from "./auth.ts";
 import type { Credentials } from "./auth.ts";
 import { httpError } from "./errors.ts";
-import { discard, header, headerAll, readCapped, readErrorBody, sizedStream, Transport } from "./transport.ts";
+import { discard, header, headerAll, readCapped, readErrorBody, Transport } from "./transport.ts";
+import { blobBody } from "./blob_body.ts";
+import { parseRetryAfter, withRetryAfter } from "./retry.ts";
 import type { HttpResponse } from "./transport.ts";
 import type { Reference } from "./reference.ts";
 
@@ -101,20 +103,26 @@ export class RegistryClient {
   }
 
   /**
-   * Streams the blob `desc` describes. Redirects (e.g. to object storage) are followed without sending
-   * Authorization to another origin. The stream errors with DataLoss when the byte count differs from
-   * desc.size; the digest is for the caller to verify while storing. A missing blob is NotFound.
+   * Streams the blob `desc` describes, from byte `offset` on (a `Range` request; a server that ignores it
+   * has the first bytes skipped). Redirects (e.g. to object storage) are followed without sending
+   * Authorization to another origin. The stream ends after exactly the blob's remaining bytes; it errors
+   * with Unavailable when the transfer breaks or ends early (see resumableBlob to continue it) and with
+   * DataLoss when the registry sends more. The digest is for the caller to verify while storing. A missing
+   * blob is NotFound; a 429 or 503 error carries the server's Retry-After (see retryAfterOf).
    */
-  async fetchBlob(ref: Reference, desc: Descriptor): Promise<ReadableStream<Uint8Array>> {
+  async fetchBlob(ref: Reference, desc: Descriptor, opts: { offset?: number } = {}): Promise<ReadableStream<Uint8Array>> {
     const what = `blob ${desc.digest} of ${ref.name}`;
-    const res = await this.#get(ref, `blobs/${desc.digest}`, "*/*");
-    if (res.status !== 200) throw await this.#failure(res, ref, what, `blob ${desc.digest} not found in ${ref.name}`);
-    const length = header(res, "content-length");
-    if (length !== undefined && Number(length) !== desc.size) {
-      discard(res.body);
-      throw errorOf("DataLoss", `${what}: registry sent ${length} bytes, expected ${desc.size}`);
+    const offset = opts.offset ?? 0;
+    const res = await this.#get(ref, `blobs/${desc.digest}`, "*/*", offset > 0 ? { range: `bytes=${offset}-` } : {});
+    if (res.status === 416) {
+      await res.body.dump();
+      throw errorOf("DataLoss", `${what}: registry ${ref.apiHost} has no bytes from ${offset} on (416): the blob is shorter than the expected ${desc.size} bytes`);
     }
-    return sizedStream(res.body, desc.size, what, ref.apiHost);
+    if (res.status !== 200 && res.status !== 206) {
+      const retryAfter = parseRetryAfter(header(res, "retry-after"));
+      throw withRetryAfter(await this.#failure(res, ref, what, `blob ${desc.digest} not found in ${ref.name}`), retryAfter);
+    }
+    return blobBody(res, desc, offset, what, ref.apiHost);
   }
 
   /** Closes pooled connections; in-flight streams are aborted. */
@@ -123,13 +131,13 @@ export class RegistryClient {
   }
 
   /** GET /v2/<path>/<sub> with authentication: cached value first, then one round of the server's challenge. */
-  async #get(ref: Reference, sub: string, accept: string): Promise<HttpResponse> {
+  async #get(ref: Reference, sub: string, accept: string, extra: Record<string, string> = {}): Promise<HttpResponse> {
     const host = ref.apiHost;
     const scope = pullScope(ref.path);
     const url = `${this.#scheme}://${host}/v2/${ref.path}/${sub}`;
     let authorization = this.#auth.get(host, scope);
     for (let attempt = 0; ; attempt++) {
-      const headers: Record<string, string> = { accept };
+      const headers: Record<string, string> = { ...extra, accept };
       if (authorization) headers.authorization = authorization;
       const res = await this.#transport.get(url, headers, host);
       if (res.status !== 401 || attempt === 1) return res;
