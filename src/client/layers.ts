@@ -162,21 +162,25 @@ async function fetchAndExtract(o: LayerPipelineOptions, i: number, signal: Abort
 function concatStreams(streams: ReadableStream<Uint8Array>[], onError: (e: unknown) => void): ReadableStream<Uint8Array> {
   let i = 0;
   let reader = streams[0]?.getReader();
+  let cancelled = false;
   return new ReadableStream<Uint8Array>({
     async pull(ctrl) {
-      try {
-        while (reader) {
-          const r = await reader.read();
-          if (!r.done) return ctrl.enqueue(r.value);
-          reader = streams[++i]?.getReader();
+      while (reader) {
+        let r: ReadableStreamReadResult<Uint8Array>;
+        try {
+          r = await reader.read();
+        } catch (e) {
+          onError(e);
+          throw e;
         }
-        ctrl.close();
-      } catch (e) {
-        onError(e);
-        throw e;
+        if (cancelled) return;
+        if (!r.done) return ctrl.enqueue(r.value);
+        reader = streams[++i]?.getReader();
       }
+      ctrl.close();
     },
     async cancel(reason) {
+      cancelled = true;
       await reader?.cancel(reason);
       for (const s of streams.slice(i + 1)) await s.cancel(reason);
     },

@@ -129,11 +129,14 @@ class LocalWriter implements ContentWriter {
 
   replay(): ReadableStream<Uint8Array> {
     const size = 1 << 20;
+    let cancelled = false;
     return new ReadableStream<Uint8Array>({
+      cancel: () => void (cancelled = true),
       pull: async (ctrl) => {
         if (this.#replayed >= this.#kept) return ctrl.close();
         const buf = new Uint8Array(Math.min(size, this.#kept - this.#replayed));
         const { bytesRead } = await this.#fh.read(buf, 0, buf.byteLength, this.#replayed);
+        if (cancelled) return;
         if (bytesRead === 0) return ctrl.error(errorOf("DataLoss", `content ${this.#expected.digest}: the partial ingest is shorter than recorded`));
         const chunk = buf.subarray(0, bytesRead);
         this.#hasher.update(chunk);

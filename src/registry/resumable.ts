@@ -43,6 +43,7 @@ export function resumableBlob(client: RegistryClient, ref: Reference, desc: Desc
   let inARow = 0;
   let total = 0;
   let progressed = false;
+  let cancelled = false;
 
   const dropReader = () => {
     reader?.cancel().catch(() => {});
@@ -91,6 +92,7 @@ export function resumableBlob(client: RegistryClient, ref: Reference, desc: Desc
           try {
             reader ??= (await client.fetchBlob(ref, desc, { offset })).getReader();
             const r = await readWithin(reader);
+            if (cancelled) return;
             if (r.done) throw errorOf("Unavailable", `${what}: registry ${ref.apiHost} ended the transfer at byte ${offset} of ${desc.size}`);
             offset += r.value.byteLength;
             progressed = true;
@@ -101,10 +103,11 @@ export function resumableBlob(client: RegistryClient, ref: Reference, desc: Desc
           }
         }
       } catch (e) {
-        ctrl.error(e);
+        if (!cancelled) ctrl.error(e);
       }
     },
     cancel() {
+      cancelled = true;
       dropReader();
     },
   });
