@@ -36,6 +36,10 @@ function lineProgress(out: NodeJS.WriteStream) {
       case "unpack":
         out.write(`layer-${short(e.digest)}: ${e.status === "done" ? "unpacked" : e.status === "exists" ? "already unpacked" : "extracting"}\n`);
         break;
+      case "resume":
+      case "retry":
+        out.write(`layer-${short(e.digest)}: ${resumeText(e)}\n`);
+        break;
       case "done":
         out.write(`${e.ref}: done in ${(e.elapsedMs / 1000).toFixed(1)} s\n`);
         break;
@@ -69,6 +73,10 @@ function ttyProgress(out: NodeJS.WriteStream) {
     if (e.type === "blob") {
       const since = rows.get(e.digest)?.since ?? (e.status === "downloading" ? { at: Date.now(), offset: e.offset } : undefined);
       rows.set(e.digest, { label: `layer-${short(e.digest)}`, status: e.status, offset: e.offset, size: e.size, since });
+    }
+    if (e.type === "resume" || e.type === "retry") {
+      const r = rows.get(e.digest);
+      if (r) r.status = e.type === "retry" ? "retrying" : "resuming";
     }
     if (e.type === "unpack") {
       const r = rows.get(e.digest);
@@ -117,6 +125,12 @@ export function pushProgress(out: NodeJS.WriteStream, quiet: boolean): (e: PushE
 
 function blobLabel(mediaType: string): string {
   return mediaType.includes("config") ? "config" : "layer";
+}
+
+/** "resuming at 3.0 MiB of 8.0 MiB" / "retrying at … in 0.4 s: <why>". */
+function resumeText(e: Extract<PullEvent, { type: "resume" | "retry" }>): string {
+  const at = `at ${humanSize(e.offset)} of ${humanSize(e.size)}`;
+  return e.type === "resume" ? `resuming ${at} (kept from an earlier pull)` : `retrying ${at} in ${(e.delayMs / 1000).toFixed(1)} s: ${e.reason}`;
 }
 
 function short(digest: string): string {

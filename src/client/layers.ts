@@ -3,13 +3,16 @@
  * check, and the content store unless blobs are discarded) → decompress → diffID check → files in a
  * staging snapshot, while it downloads; up to `concurrency` layers at once, since overlay layers are
  * independent directories. Snapshots are committed in layer order, each only after both of its digests
- * matched; a failure anywhere cancels the other transfers and removes every staging snapshot and ingest.
+ * matched; a failure anywhere cancels the other transfers and removes every staging snapshot. A transfer
+ * that breaks resumes from the byte it reached (registry/resumable.ts); one that gives up, or is killed,
+ * leaves its partial blob in the content store's ingest area, and the next pull reads it back (re-hashing
+ * it) into the extractor before fetching only the missing bytes. Nothing unverified becomes visible.
  */
 import type { ContentStore, ContentWriter } from "../content/mod.ts";
 import { createHasher, type Digest } from "../digest/mod.ts";
-import { errorOf } from "../errdefs/mod.ts";
+import { errorOf, isKind } from "../errdefs/mod.ts";
 import type { Descriptor } from "../images/types.ts";
-import type { RegistryClient, Reference } from "../registry/mod.ts";
+import { resumableBlob, type RegistryClient, type Reference, type RetryPolicy } from "../registry/mod.ts";
 import type { Snapshotter } from "../snapshots/types.ts";
 import { commitLayer, extractLayer } from "../unpack/unpacker.ts";
 import { ExtractWorkers } from "../unpack/workers.ts";
@@ -32,6 +35,7 @@ export interface LayerPipelineOptions {
   limits?: Partial<LayerLimits>;
   /** Extraction worker threads (default: one per core; 0 extracts in this thread, using less memory). */
   workers?: number;
+  retry?: Partial<RetryPolicy>;
   emit: (e: PullEvent) => void;
   /** Coordination with other tsctr processes on the same store (locks and the pull's lease). */
   guard?: LayerGuard;
@@ -52,6 +56,8 @@ interface BlobSink {
   write(chunk: Uint8Array): Promise<void>;
   commit(): Promise<void>;
   abort(): Promise<void>;
+  /** Keeps what was written for a later pull to resume from (nothing to keep with --discard-blobs). */
+  suspend(): Promise<void>;
 }
 
 /** Fetches, verifies, extracts and commits every layer not yet unpacked; resolves when all are committed. */
@@ -73,7 +79,13 @@ async function pullLayersWith(o: LayerPipelineOptions, workers: ExtractWorkers |
     try {
       const fetch = () => fetchAndExtract(o, i, abort.signal, workers);
       const key = await (o.guard ? o.guard.withBlob(o.layers[i]!.digest, fetch) : fetch());
-      await (committed[i - 1] ?? Promise.resolve());
+      try {
+        await (committed[i - 1] ?? Promise.resolve());
+      } catch (e) {
+        // A layer below failed: this one's staging snapshot will never be committed.
+        if (key !== undefined) await o.snapshotter.remove(key).catch(() => {});
+        throw e;
+      }
       if (key !== undefined) {
         await commitLayer(o.snapshotter, key, o.chain[i]!, o.chain[i - 1]);
         o.emit({ type: "unpack", digest: o.layers[i]!.digest, status: "done" });
@@ -116,9 +128,19 @@ async function fetchAndExtract(o: LayerPipelineOptions, i: number, signal: Abort
     const { key } = await extractLayer(o.snapshotter, await o.content.readStream(layer.digest), layer, o.diffIds[i]!, o.ref.toString(), { workers, limits: o.limits });
     return key;
   }
-  const sink: BlobSink = o.discardBlobs ? await verifyingSink(layer) : await o.content.writer(`pull-${layer.digest}`, { digest: layer.digest, size: layer.size }).then(storeSink);
+  const writer = o.discardBlobs ? undefined : await o.content.writer(`pull-${layer.digest}`, { digest: layer.digest, size: layer.size }, { resume: true });
+  const sink: BlobSink = writer ? storeSink(writer) : await verifyingSink(layer);
+  const kept = sink.offset;
+  // The stream's own error: an extraction worker sees only a structured clone of it, without its kind.
+  let sourceError: unknown;
   try {
-    const body = await o.registry.fetchBlob(o.ref, layer);
+    if (kept > 0) o.emit({ type: "resume", digest: layer.digest, offset: kept, size: layer.size });
+    const network = resumableBlob(o.registry, o.ref, layer, {
+      offset: kept,
+      policy: o.retry,
+      signal,
+      onRetry: (r) => o.emit({ type: "retry", digest: layer.digest, reason: r.reason, delayMs: r.delayMs, offset: r.offset, size: layer.size }),
+    });
     o.emit({ type: "unpack", digest: layer.digest, status: "extracting" });
     let lastEmit = 0;
     const tap = new TransformStream<Uint8Array, Uint8Array>({
@@ -132,7 +154,9 @@ async function fetchAndExtract(o: LayerPipelineOptions, i: number, signal: Abort
         }
       },
     });
-    const { key } = await extractLayer(o.snapshotter, body.pipeThrough(tap, { signal }), layer, o.diffIds[i]!, o.ref.toString(), { workers, limits: o.limits });
+    // The kept bytes (hashed again as they are read back) and then the network's: one stream for the extractor.
+    const body = concatStreams(writer && kept > 0 ? [writer.replay(), network.pipeThrough(tap)] : [network.pipeThrough(tap)], (e) => (sourceError ??= e));
+    const { key } = await extractLayer(o.snapshotter, body.pipeThrough(new TransformStream(), { signal }), layer, o.diffIds[i]!, o.ref.toString(), { workers, limits: o.limits });
     try {
       await sink.commit();
     } catch (e) {
@@ -141,8 +165,12 @@ async function fetchAndExtract(o: LayerPipelineOptions, i: number, signal: Abort
     }
     o.emit({ ...base, status: "done", offset: layer.size });
     return key;
-  } catch (e) {
-    await sink.abort();
+  } catch (thrown) {
+    const e = sourceError ?? thrown;
+    // Bytes stopped by the network or by another layer's failure are a good prefix: keep them for the next
+    // pull. Anything else (a digest or size mismatch, corrupt data) makes them suspect: discard them.
+    const keep = !isKind(e, "DataLoss") && (isKind(e, "Unavailable") || signal.aborted);
+    await (keep ? sink.suspend() : sink.abort()).catch(() => {});
     throw signal.aborted ? signal.reason : e;
   }
 }
@@ -161,6 +189,38 @@ async function fetchBlobOnly(o: LayerPipelineOptions, layer: Descriptor, signal:
   }
 }
 
+/**
+ * The chunks of `streams`, one stream after the other; cancelling it cancels those not yet finished. The
+ * first error of a stream is passed to `onError` before it errors the result.
+ */
+function concatStreams(streams: ReadableStream<Uint8Array>[], onError: (e: unknown) => void): ReadableStream<Uint8Array> {
+  let i = 0;
+  let reader = streams[0]?.getReader();
+  let cancelled = false;
+  return new ReadableStream<Uint8Array>({
+    async pull(ctrl) {
+      while (reader) {
+        let r: ReadableStreamReadResult<Uint8Array>;
+        try {
+          r = await reader.read();
+        } catch (e) {
+          onError(e);
+          throw e;
+        }
+        if (cancelled) return;
+        if (!r.done) return ctrl.enqueue(r.value);
+        reader = streams[++i]?.getReader();
+      }
+      ctrl.close();
+    },
+    async cancel(reason) {
+      cancelled = true;
+      await reader?.cancel(reason);
+      for (const s of streams.slice(i + 1)) await s.cancel(reason);
+    },
+  });
+}
+
 function storeSink(w: ContentWriter): BlobSink {
   return {
     get offset() {
@@ -169,6 +229,7 @@ function storeSink(w: ContentWriter): BlobSink {
     write: (c) => w.write(c),
     commit: async () => void (await w.commit()),
     abort: () => w.abort(),
+    suspend: () => w.suspend(),
   };
 }
 
@@ -191,5 +252,6 @@ async function verifyingSink(layer: Descriptor): Promise<BlobSink> {
       if (got !== layer.digest) throw errorOf("DataLoss", `layer ${layer.digest}: data has digest ${got}`);
     },
     async abort() {},
+    async suspend() {},
   };
 }

@@ -10,7 +10,7 @@ import { errorOf } from "../errdefs/mod.ts";
 import { detectManifestKind, parseImageConfig, parseIndex, parseManifest } from "../images/parse.ts";
 import { formatPlatform, selectManifest } from "../images/platform.ts";
 import type { Descriptor, Platform } from "../images/types.ts";
-import { parseReference, type Reference, type RegistryClient } from "../registry/mod.ts";
+import { parseReference, type Reference, type RegistryClient, type RetryPolicy } from "../registry/mod.ts";
 import { openRegistry } from "./registry.ts";
 import { chainIds } from "../images/chainid.ts";
 import { openSnapshotter } from "./snapshotter.ts";
@@ -25,6 +25,8 @@ export type PullEvent =
   | { type: "resolved"; ref: string; digest: string; platform: string }
   | { type: "blob"; digest: string; mediaType: string; status: "waiting" | "downloading" | "exists" | "done"; offset: number; size: number }
   | { type: "unpack"; digest: string; status: "extracting" | "exists" | "done" }
+  | { type: "resume"; digest: string; offset: number; size: number }
+  | { type: "retry"; digest: string; reason: string; delayMs: number; offset: number; size: number }
   | { type: "done"; ref: string; digest: string; elapsedMs: number };
 
 export interface PullOptions {
@@ -41,6 +43,8 @@ export interface PullOptions {
   limits?: Partial<LayerLimits>;
   /** Extraction worker threads (default: one per core; 0: extract in this thread, with less memory). */
   workers?: number;
+  /** How broken downloads are retried and resumed (defaults: registry/retry.ts DEFAULT_RETRY). */
+  retry?: Partial<RetryPolicy>;
   onEvent?: (e: PullEvent) => void;
 }
 
@@ -109,6 +113,7 @@ async function pullWith(ctx: Context, registry: RegistryClient, ref: Reference, 
     concurrency: opts.concurrency ?? 3,
     limits: opts.limits,
     workers: opts.workers,
+    retry: opts.retry,
     emit,
     guard: layerGuard(ctx, lease),
   });

@@ -2,6 +2,7 @@
  * A content store on the local filesystem, like containerd's plugins/content/local:
  *   <dir>/blobs/sha256/<hex>            committed blobs, read-only, verified
  *   <dir>/ingest/<hash of ref>/data     a blob being written; renamed into blobs/ only after verification
+ *   <dir>/ingest/<hash of ref>/state    the boot and fsynced length of data, for a later writer to resume
  */
 import { createReadStream } from "node:fs";
 import { mkdir, open, readFile, readdir, rename, rm, stat, writeFile, type FileHandle } from "node:fs/promises";
@@ -11,6 +12,7 @@ import process from "node:process";
 import { createHasher, digestHex, isDigest, type Digest, type Hasher } from "../digest/mod.ts";
 import { errorOf, isErrno } from "../errdefs/mod.ts";
 import { fsyncDir, syncHandle } from "../platform/durable.ts";
+import { recordSynced, trustedLength } from "./ingest_state.ts";
 import type { BlobInfo, ContentStore, ContentWriter, Expected } from "./types.ts";
 
 /** Opens (creating if needed) the content store rooted at `dir`. */
@@ -53,14 +55,18 @@ class LocalStore implements ContentStore {
     return Readable.toWeb(node) as unknown as ReadableStream<Uint8Array>;
   }
 
-  async writer(ref: string, expected: Expected): Promise<ContentWriter> {
+  async writer(ref: string, expected: Expected, opts: { resume?: boolean } = {}): Promise<ContentWriter> {
     if (!isDigest(expected.digest)) throw errorOf("InvalidArgument", `ingest ${ref}: invalid expected digest`);
     const ingestDir = join(this.#dir, "ingest", digestHex(await refKey(ref)));
     await mkdir(ingestDir, { recursive: true });
     await takeLock(join(ingestDir, "lock"), ref);
-    await writeFile(join(ingestDir, "ref"), `${ref}\n${expected.digest} ${expected.size}\n`);
-    const fh = await open(join(ingestDir, "data"), "w");
-    return new LocalWriter(fh, ingestDir, this.#blobPath(expected.digest), expected, await createHasher());
+    const refLine = `${ref}\n${expected.digest} ${expected.size}\n`;
+    const kept = opts.resume ? await keptBytes(ingestDir, refLine, expected.size) : 0;
+    if (kept === 0) await writeFile(join(ingestDir, "ref"), refLine);
+    const fh = await open(join(ingestDir, "data"), kept > 0 ? "r+" : "w");
+    await fh.truncate(kept);
+    await recordSynced(ingestDir, kept);
+    return new LocalWriter(fh, ingestDir, this.#blobPath(expected.digest), expected, await createHasher(), kept);
   }
 
   async writeBytes(bytes: Uint8Array, expected: Expected): Promise<BlobInfo> {
@@ -91,38 +97,86 @@ class LocalStore implements ContentStore {
   }
 }
 
+/** fsync and record the ingest's length after this many new bytes, so a reboot loses at most that much. */
+const CHECKPOINT_BYTES = 16 << 20;
+
 class LocalWriter implements ContentWriter {
-  #offset = 0;
+  #offset: number;
+  #replayed = 0;
+  #synced: number;
   #done = false;
+  readonly #kept: number;
   readonly #fh: FileHandle;
   readonly #ingestDir: string;
   readonly #target: string;
   readonly #expected: Expected;
   readonly #hasher: Hasher;
 
-  constructor(fh: FileHandle, ingestDir: string, target: string, expected: Expected, hasher: Hasher) {
+  constructor(fh: FileHandle, ingestDir: string, target: string, expected: Expected, hasher: Hasher, kept: number) {
     this.#fh = fh;
     this.#ingestDir = ingestDir;
     this.#target = target;
     this.#expected = expected;
     this.#hasher = hasher;
+    this.#kept = kept;
+    this.#offset = kept;
+    this.#synced = kept;
   }
 
   get offset(): number {
     return this.#offset;
   }
 
+  replay(): ReadableStream<Uint8Array> {
+    const size = 1 << 20;
+    let cancelled = false;
+    return new ReadableStream<Uint8Array>({
+      cancel: () => void (cancelled = true),
+      pull: async (ctrl) => {
+        if (this.#replayed >= this.#kept) return ctrl.close();
+        const buf = new Uint8Array(Math.min(size, this.#kept - this.#replayed));
+        const { bytesRead } = await this.#fh.read(buf, 0, buf.byteLength, this.#replayed);
+        if (cancelled) return;
+        if (bytesRead === 0) return ctrl.error(errorOf("DataLoss", `content ${this.#expected.digest}: the partial ingest is shorter than recorded`));
+        const chunk = buf.subarray(0, bytesRead);
+        this.#hasher.update(chunk);
+        this.#replayed += bytesRead;
+        ctrl.enqueue(chunk);
+      },
+    });
+  }
+
   async write(chunk: Uint8Array): Promise<void> {
+    if (this.#replayed < this.#kept) throw errorOf("FailedPrecondition", `content ${this.#expected.digest}: write before the kept bytes were replayed`);
     if (this.#offset + chunk.byteLength > this.#expected.size) {
       throw errorOf("DataLoss", `content ${this.#expected.digest}: more than the expected ${this.#expected.size} bytes`);
     }
     this.#hasher.update(chunk);
     let written = 0;
     while (written < chunk.byteLength) {
-      const r = await this.#fh.write(chunk, written, chunk.byteLength - written);
+      const r = await this.#fh.write(chunk, written, chunk.byteLength - written, this.#offset + written);
       written += r.bytesWritten;
     }
     this.#offset += chunk.byteLength;
+    if (this.#offset - this.#synced >= CHECKPOINT_BYTES) await this.#checkpoint();
+  }
+
+  async #checkpoint(): Promise<void> {
+    await this.#fh.sync();
+    this.#synced = this.#offset;
+    await recordSynced(this.#ingestDir, this.#synced);
+  }
+
+  async suspend(): Promise<void> {
+    if (this.#offset === 0) return this.abort();
+    if (this.#done) return;
+    this.#done = true;
+    try {
+      await this.#checkpoint();
+    } finally {
+      await this.#fh.close().catch(() => {});
+      await releaseLock(join(this.#ingestDir, "lock"));
+    }
   }
 
   async commit(): Promise<BlobInfo> {
@@ -162,6 +216,25 @@ async function refKey(ref: string): Promise<Digest> {
 }
 
 const heldLocks = new Set<string>();
+
+/** Gives up an ingest lock this process holds, leaving the ingest for a later writer. */
+async function releaseLock(path: string): Promise<void> {
+  heldLocks.delete(path);
+  await rm(path, { force: true });
+}
+
+/**
+ * The bytes of an earlier, interrupted ingest that a resuming writer keeps: 0 unless it was for the same
+ * ref, digest and size, at most what ingest_state.ts trusts, and never more than the blob.
+ */
+async function keptBytes(ingestDir: string, refLine: string, size: number): Promise<number> {
+  const recorded = await readFile(join(ingestDir, "ref"), "utf8").catch(() => "");
+  if (recorded !== refLine) return 0;
+  const st = await stat(join(ingestDir, "data")).catch(() => undefined);
+  if (!st) return 0;
+  const kept = await trustedLength(ingestDir, st.size);
+  return kept <= size ? kept : 0;
+}
 
 /** Takes an ingest lock; a lock left by a dead process is taken over. */
 async function takeLock(path: string, ref: string): Promise<void> {

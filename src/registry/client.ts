@@ -22,7 +22,9 @@ import type { Credentials } from "./auth.ts";
 import { httpError } from "./errors.ts";
 import { defaultHost } from "./hosts.ts";
 import type { Capability, RegistryHost } from "./hosts.ts";
-import { discard, header, headerAll, readCapped, readErrorBody, sizedStream, Transport } from "./transport.ts";
+import { discard, header, headerAll, readCapped, readErrorBody, Transport } from "./transport.ts";
+import { blobBody } from "./blob_body.ts";
+import { parseRetryAfter, withRetryAfter } from "./retry.ts";
 import type { HttpResponse } from "./transport.ts";
 import type { Reference } from "./reference.ts";
 
@@ -129,20 +131,26 @@ export class RegistryClient {
   }
 
   /**
-   * Streams the blob `desc` describes. Redirects (e.g. to object storage) are followed without sending
-   * Authorization to another origin. The stream errors with DataLoss when the byte count differs from
-   * desc.size; the digest is for the caller to verify while storing. A missing blob is NotFound.
+   * Streams the blob `desc` describes, from byte `offset` on (a `Range` request; a server that ignores it
+   * has the first bytes skipped). Redirects (e.g. to object storage) are followed without sending
+   * Authorization to another origin. The stream ends after exactly the blob's remaining bytes; it errors
+   * with Unavailable when the transfer breaks or ends early (see resumableBlob to continue it) and with
+   * DataLoss when the registry sends more. The digest is for the caller to verify while storing. A missing
+   * blob is NotFound; a 429 or 503 error carries the server's Retry-After (see retryAfterOf).
    */
-  async fetchBlob(ref: Reference, desc: Descriptor): Promise<ReadableStream<Uint8Array>> {
+  async fetchBlob(ref: Reference, desc: Descriptor, opts: { offset?: number } = {}): Promise<ReadableStream<Uint8Array>> {
     const what = `blob ${desc.digest} of ${ref.name}`;
-    const { res, host: from, passed } = await this.#get(ref, `blobs/${desc.digest}`, "*/*", "pull");
-    if (res.status !== 200) throw await this.#failure(res, ref, from, what, `blob ${desc.digest} not found in ${ref.name}`, passed);
-    const length = header(res, "content-length");
-    if (length !== undefined && Number(length) !== desc.size) {
-      discard(res.body);
-      throw errorOf("DataLoss", `${what}: registry sent ${length} bytes, expected ${desc.size}`);
+    const offset = opts.offset ?? 0;
+    const { res, host: from, passed } = await this.#get(ref, `blobs/${desc.digest}`, "*/*", "pull", offset > 0 ? { range: `bytes=${offset}-` } : {});
+    if (res.status === 416) {
+      await res.body.dump();
+      throw errorOf("DataLoss", `${what}: registry ${from.host} has no bytes from ${offset} on (416): the blob is shorter than the expected ${desc.size} bytes`);
     }
-    return sizedStream(res.body, desc.size, what, from.host);
+    if (res.status !== 200 && res.status !== 206) {
+      const retryAfter = parseRetryAfter(header(res, "retry-after"));
+      throw withRetryAfter(await this.#failure(res, ref, from, what, `blob ${desc.digest} not found in ${ref.name}`, passed), retryAfter);
+    }
+    return blobBody(res, desc, offset, what, from.host);
   }
 
   /** The URL of `/v2/<repository>/<sub>` on the registry of `ref`. */
@@ -234,14 +242,14 @@ export class RegistryClient {
    * error is the caller's, and its message then says what the mirrors did. A mirror found unreachable is
    * not asked again by this client.
    */
-  async #get(ref: Reference, sub: string, accept: string, capability: Capability): Promise<HostResponse> {
+  async #get(ref: Reference, sub: string, accept: string, capability: Capability, extra: Record<string, string> = {}): Promise<HostResponse> {
     const hosts = (await this.#hostsFor(ref.domain)).filter((h, i, all) => h.capabilities.has(capability) && (i === all.length - 1 || !this.#unreachable.has(h.host)));
     if (hosts.length === 0) throw errorOf("FailedPrecondition", `registry ${ref.domain}: no host in its hosts.toml has the "${capability}" capability`);
     const passed: string[] = [];
     for (const [i, host] of hosts.entries()) {
       const last = i === hosts.length - 1;
       try {
-        const res = await this.#getFrom(host, ref, sub, accept);
+        const res = await this.#getFrom(host, ref, sub, accept, undefined, extra);
         if (last || !(res.status === 404 || res.status === 429 || res.status >= 500)) return { res, host, passed };
         await res.body.dump();
         passed.push(`${host.host} answered ${res.status}`);
@@ -259,11 +267,11 @@ export class RegistryClient {
    * One host: the cached Authorization for `scope` first, then one round of the host's challenge. Push
    * passes a push scope (repositoryScope in auth.ts), plus the source repository's pull scope to mount.
    */
-  async #getFrom(host: RegistryHost, ref: Reference, sub: string, accept: string, scope = pullScope(ref.path)): Promise<HttpResponse> {
+  async #getFrom(host: RegistryHost, ref: Reference, sub: string, accept: string, scope = pullScope(ref.path), extra: Record<string, string> = {}): Promise<HttpResponse> {
     const url = `${host.scheme}://${host.host}${host.path}/${ref.path}/${sub}`;
     let authorization = this.#auth.get(host.host, scope);
     for (let attempt = 0; ; attempt++) {
-      const headers: Record<string, string | string[]> = { ...host.headers, accept };
+      const headers: Record<string, string | string[]> = { ...host.headers, ...extra, accept };
       if (authorization) headers.authorization = authorization;
       const res = await this.#transport.get(url, headers, host.host);
       if (res.status !== 401 || attempt === 1) return res;

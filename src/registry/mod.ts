@@ -8,3 +8,7 @@ export { dockerConfigPath, normalizeRegistry, readCredentials, storeCredentials 
 export type { Challenge, Credentials } from "./auth.ts";
 export { blobExists, pushBlob, putManifest, DEFAULT_CHUNK_SIZE } from "./push.ts";
 export type { BlobOutcome, PushBlobOptions } from "./push.ts";
+export { resumableBlob } from "./resumable.ts";
+export type { ResumableOptions, RetryEvent } from "./resumable.ts";
+export { DEFAULT_RETRY } from "./retry.ts";
+export type { RetryPolicy } from "./retry.ts";

@@ -1,7 +1,7 @@
 /**
  * The HTTP layer under the registry client: one undici Agent (connection pools per origin), GET requests
- * that follow redirects without carrying Authorization to another origin, and body readers that either
- * cap the size (manifests, tokens) or stream with a size guard (blobs).
+ * that follow redirects without carrying Authorization to another origin, and body readers that cap the
+ * size (manifests, tokens); blob bodies are streamed by blob_body.ts.
  */
 import { Readable } from "node:stream";
 import { Agent, request } from "undici";
@@ -179,40 +179,4 @@ export async function readErrorBody(body: Body): Promise<string> {
   } catch {
     return "";
   }
-}
-
-/**
- * Turns a body into a web ReadableStream that pulls on demand (back-pressure reaches the socket).
- * The stream errors with DataLoss as soon as more than `size` bytes arrive, or at the end when fewer did;
- * a broken transfer errors it with Unavailable naming `host`. Cancelling it closes the connection.
- */
-export function sizedStream(body: Body, size: number, what: string, host: string): ReadableStream<Uint8Array> {
-  const it = (body as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
-  let seen = 0;
-  return new ReadableStream<Uint8Array>({
-    async pull(ctrl) {
-      let r: IteratorResult<Uint8Array>;
-      try {
-        r = await it.next();
-      } catch (e) {
-        ctrl.error(unreachable(host, e));
-        return;
-      }
-      if (r.done) {
-        if (seen !== size) ctrl.error(errorOf("DataLoss", `${what}: received ${seen} bytes, expected ${size}`));
-        else ctrl.close();
-        return;
-      }
-      seen += r.value.byteLength;
-      if (seen > size) {
-        discard(body);
-        ctrl.error(errorOf("DataLoss", `${what}: received more than the expected ${size} bytes`));
-        return;
-      }
-      ctrl.enqueue(new Uint8Array(r.value.buffer, r.value.byteOffset, r.value.byteLength));
-    },
-    cancel() {
-      discard(body);
-    },
-  });
 }

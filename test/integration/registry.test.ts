@@ -14,7 +14,7 @@ import { freePort, htpasswdLine, startRegistry } from "../helpers/registry.ts";
 import { startTokenServer } from "../helpers/token_server.ts";
 import type { TestRegistry } from "../helpers/registry.ts";
 import { layerFromFiles, pushBusyboxIndex, pushBusyboxImage, pushImage, pushIndex } from "../helpers/oci_builder.ts";
-import { RegistryClient, parseReference } from "../../src/registry/mod.ts";
+import { RegistryClient, parseReference, resumableBlob } from "../../src/registry/mod.ts";
 import type { Credentials } from "../../src/registry/mod.ts";
 import { parseIndex, parseManifest } from "../../src/images/parse.ts";
 import { parsePlatform, selectManifest } from "../../src/images/platform.ts";
@@ -139,11 +139,13 @@ test("registry client, anonymous", async (t) => {
       await rejectsKind(client.fetchManifest(parseReference(`${reg.host}/corrupt:1`), img.descriptor), "DataLoss", /larger than the expected|does not match/);
     });
 
-    await t.test("a blob of the wrong size is DataLoss", async () => {
+    await t.test("a blob shorter than its descriptor: the transfer ends early, and resuming it is DataLoss", async () => {
       const layer = await layerFromFiles([{ type: "file", path: "/short.bin", content: randomBytes(4096) }]);
       const img = await pushImage(reg.host, "short", "1", { layers: [layer] });
       await truncate(blobPath(reg, layer.digest), layer.size - 10);
-      await rejectsKind(client.fetchBlob(parseReference(`${reg.host}/short:1`), img.manifest.layers[0]!), "DataLoss", /registry sent \d+ bytes, expected \d+/);
+      const ref = parseReference(`${reg.host}/short:1`);
+      await rejectsKind(collect(await client.fetchBlob(ref, img.manifest.layers[0]!)), "Unavailable", new RegExp(`ended the transfer at byte ${layer.size - 10} of ${layer.size}`));
+      await rejectsKind(collect(resumableBlob(client, ref, img.manifest.layers[0]!)), "DataLoss", new RegExp(`has no bytes from ${layer.size - 10} on \\(416\\): the blob is shorter than the expected ${layer.size} bytes`));
     });
   } finally {
     await client.close();
@@ -310,6 +312,15 @@ test("registry client, misbehaving registries", async (t) => {
       withClient(async (c) => {
         const got = await collect(await c.fetchBlob(parseReference(`${frontHost}/redirect:1`), { mediaType: MediaTypes.ociLayerGzip, digest: blobDigest, size: blob.byteLength }));
         assert.deepEqual(got, new Uint8Array(blob));
+        assert.deepEqual(seenByStorage, [undefined]);
+      }));
+
+    await t.test("a ranged blob request follows the redirect too; storage that ignores Range has the head skipped", () =>
+      withClient(async (c) => {
+        seenByStorage.length = 0;
+        const desc = { mediaType: MediaTypes.ociLayerGzip, digest: blobDigest, size: blob.byteLength };
+        const got = await collect(await c.fetchBlob(parseReference(`${frontHost}/redirect:1`), desc, { offset: 4000 }));
+        assert.deepEqual(got, new Uint8Array(blob.subarray(4000)));
         assert.deepEqual(seenByStorage, [undefined]);
       }));
   } finally {

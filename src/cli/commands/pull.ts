@@ -13,10 +13,11 @@ export function pullCommand(): Command {
     .option("--max-layer-size <bytes>", "refuse a layer that decompresses past this many bytes (default 64 GiB)", positiveInteger)
     .option("--max-layer-ratio <n>", "refuse a layer that decompresses more than n times its size (default 1100)", positiveInteger)
     .option("--unpack-workers <n>", "extraction threads (default: one per core; 0 uses the least memory)", nonNegativeInteger)
+    .option("--stall-timeout <seconds>", "resume a download that receives nothing for this long (default 30)", positiveInteger)
     .option("-q, --quiet", "print nothing but errors", false)
     .option("--skip-verify", "do not verify the registry's TLS certificate (insecure)", false)
     .option("-u, --user <user:password>", "credentials for the registry (instead of config.json's)")
-    .action(async (ref: string, opts: { platform?: string; plainHttp: boolean; quiet: boolean; skipVerify: boolean; user?: string; discardBlobs: boolean; maxLayerSize?: number; maxLayerRatio?: number; unpackWorkers?: number }, cmd: Command) => {
+    .action(async (ref: string, opts: { platform?: string; plainHttp: boolean; quiet: boolean; skipVerify: boolean; user?: string; discardBlobs: boolean; maxLayerSize?: number; maxLayerRatio?: number; unpackWorkers?: number; stallTimeout?: number }, cmd: Command) => {
       const { pull } = await import("../../client/pull.ts");
       const { hostPlatform, parsePlatform } = await import("../../images/platform.ts");
       const { pullProgress } = await import("../progress.ts");
@@ -28,6 +29,7 @@ export function pullCommand(): Command {
         await pull(ctx, ref, { platform, plainHttp: opts.plainHttp, skipVerify: opts.skipVerify, user: opts.user, discardBlobs: opts.discardBlobs,
           limits: { ...(opts.maxLayerSize ? { maxBytes: opts.maxLayerSize } : {}), ...(opts.maxLayerRatio ? { maxRatio: opts.maxLayerRatio } : {}) },
           workers: opts.unpackWorkers,
+          retry: opts.stallTimeout ? { stallMs: opts.stallTimeout * 1000 } : undefined,
           onEvent: progress.onEvent });
       } finally {
         progress.finish();
