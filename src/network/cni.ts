@@ -48,9 +48,9 @@ export interface CniAttachment {
   runtimeConfig?: Record<string, unknown>;
 }
 
-/** The plugin directories: TSCTR_CNI_PATH (colon-separated) or Debian's /usr/lib/cni. */
+/** The plugin directories: TSCTR_CNI_PATH (colon-separated), else Debian's /usr/lib/cni then the usual /opt/cni/bin. */
 export function cniPath(): string[] {
-  return (process.env.TSCTR_CNI_PATH || "/usr/lib/cni").split(":").filter(Boolean);
+  return (process.env.TSCTR_CNI_PATH || "/usr/lib/cni:/opt/cni/bin").split(":").filter(Boolean);
 }
 
 /** ADD: runs the plugins in order, each given the previous one's result; returns the last result. */
@@ -81,7 +81,7 @@ async function invoke(command: "ADD" | "DEL" | "CHECK", list: CniConfList, plugi
   const action = `network ${list.name}: ${plugin.type} ${command}`;
   const dirs = cniPath();
   const binary = await findPlugin(plugin.type, dirs);
-  if (!binary) throw errorOf("FailedPrecondition", `${action}: plugin not found in ${dirs.join(":")}: install containernetworking-plugins or set TSCTR_CNI_PATH`);
+  if (!binary) throw errorOf("FailedPrecondition", `${action}: plugin not found in ${dirs.join(":")}: install containernetworking-plugins, set TSCTR_CNI_PATH, or run with --net none or --net host`);
   const conf: Record<string, unknown> = { ...plugin, cniVersion: list.cniVersion, name: list.name };
   const wanted = Object.entries(plugin.capabilities ?? {}).filter(([k, on]) => on && at.runtimeConfig?.[k] !== undefined);
   if (wanted.length > 0) conf.runtimeConfig = Object.fromEntries(wanted.map(([k]) => [k, at.runtimeConfig![k]]));
