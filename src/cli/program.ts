@@ -14,6 +14,7 @@ import { pushCommand } from "./commands/push.ts";
 import { checkCommand, contentCommand, dfCommand, namespacesCommand, pruneCommand, snapshotsCommand } from "./commands/store.ts";
 import { eventsCommand, execCommand, killCommand, logsCommand, psCommand, rmCommand, startCommand, stopCommand } from "./commands/lifecycle.ts";
 import { tasksCommand } from "./commands/tasks.ts";
+import { daemonCommand, systemCommand } from "./commands/daemon.ts";
 
 /** Builds the commander program with ctr-like global options. */
 export function buildProgram(): Command {
@@ -50,6 +51,8 @@ export function buildProgram(): Command {
   for (const c of [checkCommand(), pruneCommand(), dfCommand(), contentCommand(), snapshotsCommand(), namespacesCommand()]) program.addCommand(c);
   program.addCommand(tasksCommand());
   for (const c of [psCommand(), logsCommand(), execCommand(), startCommand(), stopCommand(), killCommand(), rmCommand(), eventsCommand()]) program.addCommand(c);
+  program.addCommand(daemonCommand());
+  program.addCommand(systemCommand());
   exitOverrideEverywhere(program);
   return program;
 }
