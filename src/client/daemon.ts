@@ -89,7 +89,12 @@ class Supervisor {
   async pass(boot: boolean): Promise<void> {
     const seen = new Set<string>();
     for (const ns of await this.#namespaces()) {
-      const ctx = this.#context(ns);
+      let ctx: Context;
+      try {
+        ctx = this.#context(ns);
+      } catch {
+        continue; // not a namespace (a stray directory under tasks/)
+      }
       for (const id of await listDir(join(this.#opts.root, "tasks", ns))) {
         const key = `${ns}/${id}`;
         seen.add(key);

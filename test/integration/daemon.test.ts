@@ -70,8 +70,8 @@ interface Daemon {
   stop(): Promise<number | null>;
 }
 
-function startDaemon(tsctr: Tsctr): Daemon {
-  const child = spawn(NODE_SOURCE[0]!, [NODE_SOURCE[1]!, "--root", tsctr.root, "--state", tsctr.state, "daemon"], { stdio: ["ignore", "ignore", "pipe"] });
+function startDaemon(tsctr: Tsctr, ...flags: string[]): Daemon {
+  const child = spawn(NODE_SOURCE[0]!, [NODE_SOURCE[1]!, "--root", tsctr.root, "--state", tsctr.state, "daemon", ...flags], { stdio: ["ignore", "ignore", "pipe"] });
   let err = "";
   child.stderr!.on("data", (b: Buffer) => (err += b.toString()));
   const exited = once(child, "exit").then(([code]) => code as number | null);
@@ -228,6 +228,51 @@ test("tsctr daemon supervises restart policies and brings containers back after 
   } finally {
     for (const d of daemons) await d.stop();
     for (const id of ids) await tsctr(["rm", "-f", id]);
+    await tsctr.cleanup();
+    await reg.stop();
+  }
+});
+
+test("daemon --namespace-all supervises every namespace; without it only its own", async () => {
+  const reg = await startRegistry();
+  const tsctr = await makeTsctr();
+  const ref = `${reg.host}/busybox:dm-ns`;
+  const inNs = (ns: string, args: string[]) => tsctr(["--namespace", ns, ...args]);
+  const daemons: Daemon[] = [];
+  try {
+    await pushBusyboxImage(reg.host, "busybox", "dm-ns", "amd64");
+    for (const ns of ["dm-ns-a", "dm-ns-b"]) {
+      ok(await inNs(ns, ["pull", "--plain-http", ref]));
+      ok(await inNs(ns, ["run", "-d", "--restart", "always", ref, "dm-ns-c", "sleep", "1000"]));
+    }
+    const only = startDaemon(tsctr);
+    daemons.push(only);
+    await waitDaemonLog(only, /supervising namespace default/);
+    const all = await tsctr(["daemon", "--namespace-all"]);
+    assert.equal(all.code, 13, "one daemon per root, whatever the namespaces");
+    await only.stop();
+    const d = startDaemon(tsctr, "--namespace-all");
+    daemons.push(d);
+    await waitDaemonLog(d, /supervising every namespace/);
+    const pids: number[] = [];
+    for (const ns of ["dm-ns-a", "dm-ns-b"]) {
+      const e = JSON.parse(ok(await inNs(ns, ["ps", "--format", "json"])).stdout) as PsEntry;
+      pids.push(e.Pid);
+      process.kill(e.Pid, "SIGKILL");
+    }
+    for (const ns of ["dm-ns-a", "dm-ns-b"]) {
+      const deadline = Date.now() + 20_000;
+      for (;;) {
+        const out = ok(await inNs(ns, ["ps", "--format", "json"])).stdout.trim();
+        const e = out ? (JSON.parse(out) as PsEntry) : undefined;
+        if (e && e.RestartCount === 1 && !pids.includes(e.Pid)) break;
+        if (Date.now() > deadline) assert.fail(`${ns}/dm-ns-c was not restarted: ${out} ${d.stderr()}`);
+        await sleep(150);
+      }
+    }
+  } finally {
+    for (const d of daemons) await d.stop();
+    for (const ns of ["dm-ns-a", "dm-ns-b"]) await inNs(ns, ["rm", "-f", "dm-ns-c"]);
     await tsctr.cleanup();
     await reg.stop();
   }
