@@ -16,6 +16,7 @@ import { eventsCommand, execCommand, killCommand, logsCommand, psCommand, rmComm
 import { tasksCommand } from "./commands/tasks.ts";
 import { volumeCommand } from "./commands/volume.ts";
 import { statsCommand } from "./commands/stats.ts";
+import { daemonCommand, systemCommand } from "./commands/daemon.ts";
 
 /** Builds the commander program with ctr-like global options. */
 export function buildProgram(): Command {
@@ -54,6 +55,8 @@ export function buildProgram(): Command {
   for (const c of [psCommand(), logsCommand(), execCommand(), startCommand(), stopCommand(), killCommand(), rmCommand(), eventsCommand()]) program.addCommand(c);
   program.addCommand(volumeCommand());
   program.addCommand(statsCommand());
+  program.addCommand(daemonCommand());
+  program.addCommand(systemCommand());
   exitOverrideEverywhere(program);
   return program;
 }

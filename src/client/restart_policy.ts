@@ -45,3 +45,24 @@ export function shouldRestart(policy: RestartPolicy, status: number, restarts: n
       return status !== 0 && (policy.maxRetries === undefined || restarts < policy.maxRetries);
   }
 }
+
+/**
+ * Whether a starting daemon starts a container whose last exit it has already handled (or that was running
+ * when the machine went down), as Docker does on daemon start: `always` yes (even after an explicit stop),
+ * `unless-stopped` unless it was stopped on purpose, `on-failure` and `no` never.
+ */
+export function shouldStartWithDaemon(policy: RestartPolicy, stoppedExplicitly: boolean): boolean {
+  return policy.name === "always" || (policy.name === "unless-stopped" && !stoppedExplicitly);
+}
+
+/** Docker's back-off: the first delay, its growth, its cap, and how long a run resets it. */
+export const RESTART_BACKOFF = { firstMs: 100, factor: 2, maxMs: 60_000, resetAfterRunMs: 10_000 } as const;
+
+/**
+ * The delay before the next restart, given the previous delay (0 for none yet) and how long the container
+ * ran: 100 ms, doubling up to 1 min, back to 100 ms after a run of 10 s or more.
+ */
+export function nextRestartDelay(previousMs: number, ranMs: number): number {
+  const prev = ranMs >= RESTART_BACKOFF.resetAfterRunMs ? 0 : previousMs;
+  return prev === 0 ? RESTART_BACKOFF.firstMs : Math.min(prev * RESTART_BACKOFF.factor, RESTART_BACKOFF.maxMs);
+}

@@ -3,7 +3,7 @@
  * kill, pause/resume, exec, processes. A container's task is runc's container of the same ID in the
  * namespace's runc root; its log, start and exit records live in the task directory (`Context.taskDir`).
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { copyFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { constants as osConstants } from "node:os";
@@ -22,7 +22,9 @@ import {
   readExitHistory,
   readTaskExit,
   readTaskInfo,
+  readRestarts,
   wasStopped,
+  writeRestarts,
   resolveUser,
   startMonitored,
   writeBundle,
@@ -32,7 +34,9 @@ import {
   type TaskInfo,
 } from "../runtime/mod.ts";
 import { writeFileAtomic } from "../platform/durable.ts";
+import { withLock } from "../platform/lock.ts";
 import { eventsFile } from "./events.ts";
+import { RESTART_LABEL } from "./restart_policy.ts";
 import { disconnectNetwork, reconnectNetwork } from "./network.ts";
 
 /** Where a container's task is: never started, running, frozen, or ended. */
@@ -50,6 +54,8 @@ export interface ContainerStatus {
   exit?: TaskExit;
   /** The process's args from the container's spec. */
   command: string[];
+  /** How many times `tsctr daemon` restarted it since it was last started by hand. */
+  restarts: number;
 }
 
 /** How long `stop` and `rm -f` wait for a killed task to be reaped before giving up. */
@@ -102,7 +108,7 @@ export async function recordForegroundExit(ctx: Context, id: string, status: num
   await writeFileAtomic(join(ctx.taskDir(id), "exit.json"), JSON.stringify(exit) + "\n");
 }
 
-function statusOf(entry: Pick<RuncListEntry, "status" | "pid" | "created"> | undefined, info: TaskInfo | undefined, exit: TaskExit | undefined): Omit<ContainerStatus, "record" | "command"> {
+function statusOf(entry: Pick<RuncListEntry, "status" | "pid" | "created"> | undefined, info: TaskInfo | undefined, exit: TaskExit | undefined): Omit<ContainerStatus, "record" | "command" | "restarts"> {
   if (entry && (entry.status === "running" || entry.status === "paused" || entry.status === "created")) {
     // A monitor's exit record newer than runc's view wins: the init is gone, runc has not noticed yet.
     if (exit && info && Date.parse(exit.exitedAt) >= Date.parse(info.startedAt)) return { status: "stopped", exit, startedAt: info.startedAt };
@@ -123,8 +129,8 @@ export async function listContainerStatuses(ctx: Context): Promise<ContainerStat
 
 async function describe(ctx: Context, record: ContainerRecord, entry: Pick<RuncListEntry, "status" | "pid" | "created"> | undefined): Promise<ContainerStatus> {
   const taskDir = ctx.taskDir(record.id);
-  const [info, exit, spec] = await Promise.all([readTaskInfo(taskDir), readTaskExit(taskDir), readSpec(ctx, record.id)]);
-  return { record, command: spec?.process.args ?? [], ...statusOf(entry, info, exit) };
+  const [info, exit, spec, restarts] = await Promise.all([readTaskInfo(taskDir), readTaskExit(taskDir), readSpec(ctx, record.id), readRestarts(taskDir)]);
+  return { record, command: spec?.process.args ?? [], restarts: restarts.count, ...statusOf(entry, info, exit) };
 }
 
 /** Container `id` with its task's state; NotFound when there is no such container. */
@@ -139,12 +145,38 @@ export async function inspectContainer(ctx: Context, id: string): Promise<Contai
 }
 
 /**
- * Starts a stopped (or never started) container again, detached: remounts its snapshot, rewrites its bundle
- * from the kept spec and starts a new monitor. A running container is left as it is.
+ * Runs `fn` holding container `id`'s task lock, which orders a start against a stop: a restart policy's
+ * start and a user's `stop` never interleave (the stop is either seen by the start, or stops what it started).
  */
-export async function startContainer(ctx: Context, id: string, opts: { logMaxSize?: number } = {}): Promise<void> {
-  const current = await inspectContainer(ctx, id);
-  if (current.status === "running" || current.status === "paused") return;
+export async function withTaskLock<T>(ctx: Context, id: string, fn: () => Promise<T>): Promise<T> {
+  const name = createHash("sha256").update(`${ctx.namespace}/${id}`).digest("hex").slice(0, 32);
+  return withLock(join(ctx.root, "locks", `task-${name}`), fn, { what: `container ${id}` });
+}
+
+/** How `tsctr daemon` starts a container: not by hand, and whether an explicit stop forbids it. */
+export interface SupervisedStart {
+  /** Leave it stopped when it is marked stopped on purpose (false only for Docker's `always` at daemon start). */
+  honorStop: boolean;
+}
+
+/**
+ * Starts a stopped (or never started) container again, detached: remounts its snapshot, rewrites its bundle
+ * from the kept spec and starts a new monitor; true when it started it. A running container is left as it
+ * is. A start by hand resets the restart count, as Docker's `start` does; a `supervised` one (by the daemon)
+ * does not, and with `honorStop` does nothing for a container stopped on purpose.
+ */
+export async function startContainer(ctx: Context, id: string, opts: { logMaxSize?: number; supervised?: SupervisedStart } = {}): Promise<boolean> {
+  return withTaskLock(ctx, id, async () => {
+    const current = await inspectContainer(ctx, id);
+    if (current.status === "running" || current.status === "paused") return false;
+    if (opts.supervised?.honorStop && (await wasStopped(ctx.taskDir(id)))) return false;
+    if (!opts.supervised) await writeRestarts(ctx.taskDir(id), undefined);
+    await startStopped(ctx, id, current, opts);
+    return true;
+  });
+}
+
+async function startStopped(ctx: Context, id: string, current: ContainerStatus, opts: { logMaxSize?: number }): Promise<void> {
   const spec = await readSpec(ctx, id);
   if (!spec) throw errorOf("FailedPrecondition", `start container "${id}": its spec is lost; remove it and run it again`);
   spec.process.terminal = false; // a detached task has no terminal
@@ -154,6 +186,7 @@ export async function startContainer(ctx: Context, id: string, opts: { logMaxSiz
   const rootfs = join(bundle, "rootfs");
   const snapshotter = await openSnapshotter(ctx);
   await unmount(rootfs).catch(() => {});
+  await mkdir(bundle, { recursive: true, mode: 0o711 }); // gone after a reboot (<state> is a tmpfs)
   await reconnectNetwork(ctx, id, current.record.labels, bundle, spec);
   await writeBundle(bundle, spec);
   await mountAll(await snapshotter.mounts(current.record.snapshotKey), rootfs);
@@ -174,11 +207,15 @@ export function parseSignal(value: string): string {
   return name;
 }
 
+/** Signals whose `kill` by a user counts as an explicit stop (a restart policy does not undo it); HUP, USR1… do not. */
+const STOPPING_SIGNALS = new Set(["SIGKILL", "SIGTERM", "SIGINT", "SIGQUIT", "9", "15", "2", "3"]);
+
 /** Sends `signal` to the container's init (or, with `all`, every process in it). FailedPrecondition when it is not running. */
 export async function killContainer(ctx: Context, id: string, signal: string = "SIGTERM", opts: { all?: boolean } = {}): Promise<void> {
   const sig = parseSignal(signal);
   const current = await inspectContainer(ctx, id);
   if (current.status !== "running" && current.status !== "paused") throw errorOf("FailedPrecondition", `kill container "${id}": not running`);
+  if (STOPPING_SIGNALS.has(sig)) await withTaskLock(ctx, id, () => markStopped(ctx.taskDir(id), true));
   await (await openRunc(ctx)).kill(id, sig, opts);
 }
 
@@ -204,9 +241,13 @@ async function waitStopped(ctx: Context, id: string, ms: number): Promise<boolea
  * as an explicit stop (a restart policy does not undo it). A stopped container is left as it is.
  */
 export async function stopContainer(ctx: Context, id: string, timeoutSeconds = 10): Promise<void> {
-  const current = await inspectContainer(ctx, id);
+  const current = await withTaskLock(ctx, id, async () => {
+    const s = await inspectContainer(ctx, id);
+    // Also when it has ended already: a restart policy about to start it again (in its back-off) must not.
+    if (s.status !== "created") await markStopped(ctx.taskDir(id), true).catch(() => {});
+    return s;
+  });
   if (current.status !== "running" && current.status !== "paused") return;
-  await markStopped(ctx.taskDir(id), true);
   const runc = await openRunc(ctx);
   await runc.kill(id, "SIGTERM").catch(ignoreGone);
   if (current.status === "paused") await runc.resume(id).catch(ignoreGone);
@@ -217,6 +258,7 @@ export async function stopContainer(ctx: Context, id: string, timeoutSeconds = 1
 
 /** Kills a running container outright (for `rm -f`) and waits for it to be reaped. */
 export async function killAndWait(ctx: Context, id: string): Promise<void> {
+  await markStopped(ctx.taskDir(id), true).catch(() => {});
   const runc = await openRunc(ctx);
   await runc.kill(id, "SIGKILL", { all: true }).catch(ignoreGone);
   await waitStopped(ctx, id, KILL_WAIT_MS);
@@ -285,12 +327,12 @@ export async function execInContainer(ctx: Context, id: string, opts: ExecOption
 }
 
 /**
- * Everything known about container `id` (for `containers info`): record, task state, every recorded exit,
- * whether it was stopped on purpose, and its spec.
+ * Everything known about container `id` (for `containers info`): record, task state, restart policy and
+ * count, every recorded exit, whether it was stopped on purpose, and its spec.
  */
-export async function containerInfo(ctx: Context, id: string): Promise<ContainerStatus & { exits: TaskExit[]; stoppedExplicitly: boolean; spec?: Spec }> {
+export async function containerInfo(ctx: Context, id: string): Promise<ContainerStatus & { restartPolicy: string; exits: TaskExit[]; stoppedExplicitly: boolean; spec?: Spec }> {
   const status = await inspectContainer(ctx, id);
   const taskDir = ctx.taskDir(id);
   const [exits, stoppedExplicitly, spec] = await Promise.all([readExitHistory(taskDir), wasStopped(taskDir), readSpec(ctx, id)]);
-  return { ...status, exits, stoppedExplicitly, spec };
+  return { ...status, restartPolicy: status.record.labels[RESTART_LABEL] ?? "no", exits, stoppedExplicitly, spec };
 }

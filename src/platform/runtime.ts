@@ -23,3 +23,14 @@ export function hostArchitecture(): string {
 export function isRoot(): boolean {
   return typeof process.getuid === "function" && process.getuid() === 0;
 }
+
+/**
+ * The command that runs this tsctr again: the executable alone for a single executable (Node SEA, deno
+ * compile), else the runtime, its flags and the absolute path of the script (a run from source).
+ */
+export function selfCommand(): string[] {
+  const script = process.argv[1];
+  if (!script || !/\.[cm]?[jt]s$/.test(script) || script === process.execPath) return [process.execPath];
+  const abs = script.startsWith("/") ? script : `${process.cwd()}/${script}`;
+  return runtimeName() === "deno" ? [process.execPath, "run", "--allow-all", "--quiet", abs] : [process.execPath, abs];
+}

@@ -3,14 +3,15 @@
  * start and exit of a foreground run) and by the monitors (start and exit of a detached container):
  * `{"type":"exit","namespace":"default","id":"web","status":0,"time":"2026-01-02T03:04:05.000000000Z"}`.
  * Each line is one O_APPEND write, so concurrent writers never mix lines. tsctr moves a log past 1 MiB
- * to `events.log.1` before appending to it.
+ * to `events.log.1` before appending to it. `tsctr daemon` appends `restart` when a restart policy starts a
+ * container again.
  */
 import { appendFile, mkdir, rename, stat } from "node:fs/promises";
 import { dirname } from "node:path";
 import { LineCursor, followLines } from "./container_log.ts";
 
 /** What happened to a container, or (pull) to an image: then `id` is the image's name. */
-export type EventType = "create" | "start" | "exit" | "delete" | "pull";
+export type EventType = "create" | "start" | "exit" | "delete" | "restart" | "pull";
 
 /** One line of the event log. */
 export interface TsctrEvent {

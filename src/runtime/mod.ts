@@ -14,6 +14,8 @@ export type { MonitorOptions } from "./monitor/start.ts";
 export { installMonitor } from "./monitor/install.ts";
 export { TASK_FILES, markStopped, readExitHistory, readTaskExit, readTaskInfo, taskFile, wasStopped } from "./task_files.ts";
 export type { TaskExit, TaskInfo } from "./task_files.ts";
+export { readRestarts, writeRestarts } from "./task_files.ts";
+export type { RestartRecord } from "./task_files.ts";
 export { readLog } from "./container_log.ts";
 export type { LogRecord, ReadLogOptions } from "./container_log.ts";
 export { EVENTS_MAX_SIZE, appendEvent, eventFields, readEvents } from "./events.ts";

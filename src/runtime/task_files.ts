@@ -2,7 +2,7 @@
  * The files a container's task directory holds (written by tsctr and by the monitor, see monitor/monitor.c):
  * `task.json` (init PID, monitor PID, start time), `init.pid` (from runc), `exit.json` (exit status and
  * time, written atomically by the monitor), `exits.log` (every exit, one JSON line each), `stopped` (an
- * explicit stop), `container.log[.N]` (output).
+ * explicit stop), `container.log[.N]` (output), `restarts.json` (the daemon's restart count, see RestartRecord).
  */
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -17,6 +17,7 @@ export const TASK_FILES = {
   exits: "exits.log",
   stopped: "stopped",
   log: "container.log",
+  restarts: "restarts.json",
 } as const;
 
 /** A started task, as recorded by tsctr when the monitor reported it running. */
@@ -89,4 +90,23 @@ export async function readExitHistory(taskDir: string): Promise<TaskExit[]> {
     }
   }
   return out;
+}
+
+/** What the restart supervisor (`tsctr daemon`) records: restarts since the user last started it, and the last exit it handled. */
+export interface RestartRecord {
+  count: number;
+  /** `exitedAt` of the last exit the supervisor decided on (restarted or left alone). */
+  handledExit?: string;
+}
+
+/** The task's restart record; a count of 0 when there is none. */
+export async function readRestarts(taskDir: string): Promise<RestartRecord> {
+  return (await readJson<RestartRecord>(taskFile(taskDir, TASK_FILES.restarts))) ?? { count: 0 };
+}
+
+/** Records the restart count and handled exit (atomically); `undefined` removes the record (a user's start). */
+export async function writeRestarts(taskDir: string, record: RestartRecord | undefined): Promise<void> {
+  const path = taskFile(taskDir, TASK_FILES.restarts);
+  if (record === undefined) await rm(path, { force: true });
+  else await writeFileAtomic(path, JSON.stringify(record) + "\n");
 }

@@ -92,7 +92,7 @@ test("container lifecycle with the monitor", async (t) => {
       const ppid = Number(/PPid:\s+(\d+)/.exec(await readFile(`/proc/${e!.Pid}/status`, "utf8"))![1]);
       assert.match(await readFile(`/proc/${ppid}/comm`, "utf8"), /^tsctr-monitor/);
       const table = ok(await tsctr(["ps"])).stdout;
-      assert.match(table, /^CONTAINER ID\s+IMAGE\s+COMMAND\s+STATUS\s+PID\n/);
+      assert.match(table, /^CONTAINER ID\s+IMAGE\s+COMMAND\s+STATUS\s+PID\s+RESTARTS\n/);
       assert.match(table, /lc-sleeper\s+\S+busybox:lc\s+"sh -c echo started;…"\s+Up /);
       assert.match(ok(await tsctr(["tasks", "ls"])).stdout, new RegExp(`lc-sleeper\\s+${e!.Pid}\\s+RUNNING`));
       assert.ok(ok(await tsctr(["tasks", "ps", "lc-sleeper"])).stdout.includes(String(e!.Pid)));

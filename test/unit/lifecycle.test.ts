@@ -5,7 +5,7 @@ import { mkdtemp, rename, rm, writeFile, appendFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isKind } from "../../src/errdefs/mod.ts";
-import { parseRestartPolicy, shouldRestart } from "../../src/client/restart_policy.ts";
+import { nextRestartDelay, parseRestartPolicy, shouldRestart, shouldStartWithDaemon } from "../../src/client/restart_policy.ts";
 import { parseSignal } from "../../src/client/tasks.ts";
 import { commandText, humanDuration, statusText } from "../../src/cli/status.ts";
 import { byteSize } from "../../src/cli/parse.ts";
@@ -37,7 +37,7 @@ test("ps words durations and states like Docker", () => {
   assert.equal(humanDuration(5 * 3_600_000), "5 hours");
   assert.equal(humanDuration(3 * 86_400_000), "3 days");
   const now = Date.parse("2026-01-01T00:10:00Z");
-  const base = { record: {} as ContainerStatus["record"], command: [] };
+  const base = { record: {} as ContainerStatus["record"], command: [], restarts: 0 };
   assert.equal(statusText({ ...base, status: "running", startedAt: "2026-01-01T00:07:00Z" }, now), "Up 3 minutes");
   assert.equal(statusText({ ...base, status: "paused", startedAt: "2026-01-01T00:09:58Z" }, now), "Up 2 seconds (Paused)");
   assert.equal(statusText({ ...base, status: "stopped", exit: { pid: 1, status: 7, exitedAt: "2026-01-01T00:09:58Z" } }, now), "Exited (7) 2 seconds ago");
@@ -116,4 +116,23 @@ test("events: the monitor's fields are valid JSON members; readEvents follows ap
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test("at daemon start, always and unless-stopped come back as in Docker; on-failure and no do not", () => {
+  assert.equal(shouldStartWithDaemon(parseRestartPolicy("always"), true), true, "always comes back even after an explicit stop");
+  assert.equal(shouldStartWithDaemon(parseRestartPolicy("unless-stopped"), false), true);
+  assert.equal(shouldStartWithDaemon(parseRestartPolicy("unless-stopped"), true), false);
+  assert.equal(shouldStartWithDaemon(parseRestartPolicy("on-failure:3"), false), false);
+  assert.equal(shouldStartWithDaemon(parseRestartPolicy("no"), false), false);
+});
+
+test("restart back-off: 100 ms doubling, capped at 1 min, reset after a 10 s run", () => {
+  const delays: number[] = [];
+  let d = 0;
+  for (let i = 0; i < 12; i++) delays.push((d = nextRestartDelay(d, 50)));
+  assert.deepEqual(delays.slice(0, 5), [100, 200, 400, 800, 1600]);
+  assert.equal(delays.at(-1), 60_000);
+  assert.equal(Math.max(...delays), 60_000);
+  assert.equal(nextRestartDelay(60_000, 10_000), 100);
+  assert.equal(nextRestartDelay(60_000, 9_999), 60_000);
 });

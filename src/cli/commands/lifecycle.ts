@@ -35,12 +35,13 @@ export function psCommand(): Command {
             ExitCode: s.exit?.status ?? null,
             ExitedAt: s.exit?.exitedAt ?? null,
             Labels: s.record.labels,
+            RestartCount: s.restarts,
           }),
         );
         return void process.stdout.write(lines.map((l) => `${l}\n`).join(""));
       }
-      const rows = [["CONTAINER ID", "IMAGE", "COMMAND", "STATUS", "PID"]];
-      for (const s of list) rows.push([s.record.id, s.record.image, commandText(s.command), statusText(s), s.pid ? String(s.pid) : "-"]);
+      const rows = [["CONTAINER ID", "IMAGE", "COMMAND", "STATUS", "PID", "RESTARTS"]];
+      for (const s of list) rows.push([s.record.id, s.record.image, commandText(s.command), statusText(s), s.pid ? String(s.pid) : "-", String(s.restarts)]);
       process.stdout.write(table(rows));
     });
 }
@@ -104,7 +105,7 @@ export function startCommand(): Command {
     .argument("<id...>", "container IDs")
     .action(async (ids: string[], _o: unknown, cmd: Command) => {
       const { startContainer } = await import("../../client/tasks.ts");
-      await eachId(cmd, ids, (ctx, id) => startContainer(ctx, id));
+      await eachId(cmd, ids, async (ctx, id) => void (await startContainer(ctx, id)));
     });
 }
 
