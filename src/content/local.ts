@@ -4,7 +4,7 @@
  *   <dir>/ingest/<hash of ref>/data     a blob being written; renamed into blobs/ only after verification
  */
 import { createReadStream } from "node:fs";
-import { mkdir, open, readFile, readdir, rename, rm, stat, writeFile, type FileHandle } from "node:fs/promises";
+import { mkdir, open, readFile, readdir, rename, rm, rmdir, stat, writeFile, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import process from "node:process";
@@ -57,10 +57,23 @@ class LocalStore implements ContentStore {
     if (!isDigest(expected.digest)) throw errorOf("InvalidArgument", `ingest ${ref}: invalid expected digest`);
     const ingestDir = join(this.#dir, "ingest", digestHex(await refKey(ref)));
     await mkdir(ingestDir, { recursive: true });
-    await takeLock(join(ingestDir, "lock"), ref);
-    await writeFile(join(ingestDir, "ref"), `${ref}\n${expected.digest} ${expected.size}\n`);
-    const fh = await open(join(ingestDir, "data"), "w");
-    return new LocalWriter(fh, ingestDir, this.#blobPath(expected.digest), expected, await createHasher());
+    const lock = join(ingestDir, "lock");
+    try {
+      await takeLock(lock, ref);
+    } catch (e) {
+      await rmdir(ingestDir).catch(() => {}); // only when empty: another process's ingest stays
+      throw e;
+    }
+    try {
+      await writeFile(join(ingestDir, "ref"), `${ref}\n${expected.digest} ${expected.size}\n`);
+      const fh = await open(join(ingestDir, "data"), "w");
+      return new LocalWriter(fh, ingestDir, this.#blobPath(expected.digest), expected, await createHasher());
+    } catch (e) {
+      // A full disk (or any failure) before the first byte: no half-made ingest stays behind.
+      heldLocks.delete(lock);
+      await rm(ingestDir, { recursive: true, force: true });
+      throw e;
+    }
   }
 
   async writeBytes(bytes: Uint8Array, expected: Expected): Promise<BlobInfo> {
@@ -168,7 +181,13 @@ async function takeLock(path: string, ref: string): Promise<void> {
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fh = await open(path, "wx");
-      await fh.writeFile(String(process.pid));
+      try {
+        await fh.writeFile(String(process.pid));
+      } catch (e) {
+        await fh.close().catch(() => {});
+        await rm(path, { force: true });
+        throw e;
+      }
       await fh.close();
       heldLocks.add(path);
       return;
