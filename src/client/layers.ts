@@ -73,7 +73,13 @@ async function pullLayersWith(o: LayerPipelineOptions, workers: ExtractWorkers |
     try {
       const fetch = () => fetchAndExtract(o, i, abort.signal, workers);
       const key = await (o.guard ? o.guard.withBlob(o.layers[i]!.digest, fetch) : fetch());
-      await (committed[i - 1] ?? Promise.resolve());
+      try {
+        await (committed[i - 1] ?? Promise.resolve());
+      } catch (e) {
+        // A layer below failed (a full disk, say): this one, extracted already, is never committed.
+        if (key !== undefined) await o.snapshotter.remove(key).catch(() => {});
+        throw e;
+      }
       if (key !== undefined) {
         await commitLayer(o.snapshotter, key, o.chain[i]!, o.chain[i - 1]);
         o.emit({ type: "unpack", digest: o.layers[i]!.digest, status: "done" });
