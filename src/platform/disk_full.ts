@@ -3,19 +3,14 @@
  * "database or disk is full" (content ingest, a snapshot's files on an extraction worker, the metadata
  * database), the operation reports one line naming the store and how much more room it wants.
  */
-import { statfs } from "node:fs/promises";
+import { statfs } from "node:fs"; // Deno 2 has the callback form only, not node:fs/promises' statfs
 import { errorOf, isDiskFull } from "../errdefs/mod.ts";
 
 const MB = 1 << 20;
 
 /** Bytes free to this (root) process on the filesystem holding `path`, or undefined where statfs fails. */
 export async function freeBytes(path: string): Promise<number | undefined> {
-  try {
-    const st = await statfs(path);
-    return Number(st.bfree) * Number(st.bsize);
-  } catch {
-    return undefined;
-  }
+  return new Promise((resolve) => statfs(path, (err, st) => resolve(err ? undefined : Number(st.bfree) * Number(st.bsize))));
 }
 
 /**
