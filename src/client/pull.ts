@@ -9,6 +9,7 @@ import { errorOf, isDiskFull } from "../errdefs/mod.ts";
 import type { Digest } from "../digest/mod.ts";
 import { diskFullError } from "../platform/disk_full.ts";
 import { collectGarbage } from "./gc.ts";
+import { deleteLease } from "../metadata/leases.ts";
 import { detectManifestKind, parseImageConfig, parseIndex, parseManifest } from "../images/parse.ts";
 import { formatPlatform, selectManifest } from "../images/platform.ts";
 import type { Descriptor, Platform } from "../images/types.ts";
@@ -63,14 +64,18 @@ export async function pull(ctx: Context, refString: string, opts: PullOptions): 
   const registry = await openRegistry(ctx, { plainHttp: opts.plainHttp, skipVerify: opts.skipVerify, user: opts.user, userRegistry: ref.domain });
   const made: Made = { content: new Set(), snapshots: new Set() };
   const need = { bytes: 0 };
+  let leaseId: string | undefined;
   try {
     const content = await ctx.content();
     const snapshotter = await openSnapshotter(ctx);
     const exists = async (kind: string, name: string) => (kind === "content" ? (await content.info(name as Digest)) !== undefined : (await snapshotter.stat(name)) !== undefined);
-    return await withLease(ctx, (lease) => pullWith(ctx, registry, ref, opts, started, trackingLease(lease, exists, made), need));
+    return await withLease(ctx, (lease) => {
+      leaseId = lease.id;
+      return pullWith(ctx, registry, ref, opts, started, trackingLease(lease, exists, made), need);
+    });
   } catch (e) {
     // A full disk: what this pull stored only takes the room the user needs; the store goes back to before.
-    if (isDiskFull(e)) await collectGarbage(ctx, { only: made }).catch(() => {});
+    if (isDiskFull(e)) await undoMade(ctx, leaseId, made);
     throw await diskFullError(e, `pull ${refString}`, ctx.root, need.bytes);
   } finally {
     await registry.close();
@@ -132,6 +137,19 @@ async function pullWith(ctx: Context, registry: RegistryClient, ref: Reference, 
   });
   emit({ type: "done", ref: name, digest: target.digest, elapsedMs: Date.now() - started });
   return { name, target, manifest: manifestDesc, chainId };
+}
+
+/**
+ * Removes what a failed pull made (blobs and layers nothing else uses or leases). Its lease goes first:
+ * withLease deletes it, but on a disk still full that delete may have failed.
+ */
+async function undoMade(ctx: Context, leaseId: string | undefined, made: Made): Promise<void> {
+  try {
+    if (leaseId !== undefined) deleteLease(await ctx.metadata(), leaseId);
+    await collectGarbage(ctx, { only: made });
+  } catch {
+    // what stays is unreferenced: the next GC removes it
+  }
 }
 
 /** Layer locks and leases for this pull (see coordination.ts). */
