@@ -68,3 +68,23 @@ export async function storeBytes(ctx: Context, content: ContentStore, lease: Lea
     await content.writeBytes(bytes, { digest: desc.digest, size: desc.size });
   });
 }
+
+/** The blobs and snapshots an operation made: those that did not exist when it leased them. */
+export interface Made {
+  content: Set<string>;
+  snapshots: Set<string>;
+}
+
+/**
+ * Wraps `lease` so that each resource it adds is also recorded in `made` when `exists` says it is not there
+ * yet. Callers add under the resource's lock, before making it, so what is recorded is this operation's own.
+ */
+export function trackingLease(lease: Lease, exists: (kind: LeaseResourceKind, ref: string) => Promise<boolean>, made: Made): Lease {
+  return {
+    id: lease.id,
+    async add(kind, ref) {
+      if (!(await exists(kind, ref))) (kind === "content" ? made.content : made.snapshots).add(ref);
+      await lease.add(kind, ref);
+    },
+  };
+}

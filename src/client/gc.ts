@@ -28,6 +28,8 @@ export interface GcOptions {
   ingestGraceMs?: number;
   /** Measure the disk usage of removed snapshots (slower; `df` wants it). */
   measure?: boolean;
+  /** Sweep only these blobs and snapshots (an operation undoing what it made); no other leftovers or records. */
+  only?: { content: ReadonlySet<string>; snapshots: ReadonlySet<string> };
 }
 
 export interface GcReport {
@@ -68,7 +70,7 @@ export async function collectLocked(ctx: Context, opts: GcOptions = {}): Promise
   const md = await ctx.metadata();
   const content = await ctx.content();
   const report: GcReport = { blobs: [], snapshots: [], leftovers: [], bytes: 0 };
-  if (!opts.dryRun) {
+  if (!opts.dryRun && !opts.only) {
     const n = deleteDeadLeases(md);
     if (n > 0) report.leftovers.push(`${n} dead lease${n === 1 ? "" : "s"}`);
   }
@@ -77,6 +79,7 @@ export async function collectLocked(ctx: Context, opts: GcOptions = {}): Promise
   const snapshotter = opts.dryRun ? undefined : await OverlaySnapshotter.open(ctx.snapshotsDir());
 
   for (const info of garbageSnapshots(byName, marks)) {
+    if (opts.only && !opts.only.snapshots.has(info.name)) continue;
     const size = opts.measure ? (await diskUsage(snapshotDir(ctx.snapshotsDir(), info))).size : 0;
     if (snapshotter) {
       const release = await lockResource(ctx, "snapshot", info.name, { timeoutMs: 0 }).catch(() => undefined);
@@ -95,6 +98,7 @@ export async function collectLocked(ctx: Context, opts: GcOptions = {}): Promise
 
   for (const blob of await scanBlobs(join(ctx.root, "content"))) {
     if (!blob.digest || marks.content.has(blob.digest)) continue;
+    if (opts.only && !opts.only.content.has(blob.digest)) continue;
     if (!opts.dryRun) {
       const release = await lockResource(ctx, "blob", blob.digest, { timeoutMs: 0 }).catch(() => undefined);
       if (!release) continue;
@@ -109,6 +113,7 @@ export async function collectLocked(ctx: Context, opts: GcOptions = {}): Promise
     report.bytes += blob.size;
   }
 
+  if (opts.only) return report;
   report.leftovers.push(...(await removeLeftovers(ctx, scan, opts)));
   if (!opts.dryRun) report.leftovers.push(...dropStaleRecords(md, marks));
   return report;

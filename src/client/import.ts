@@ -7,7 +7,8 @@
  *    there (a multi-platform archive may lack some platforms: they are reported, or fail --all-platforms);
  * 3. the chosen platform's layers are unpacked into snapshots (so `run` works at once);
  * 4. the names are written last, in one metadata transaction.
- * Any failure removes the blobs and snapshots this import added: the store is as before.
+ * Any failure removes the blobs and snapshots this import added: the store is as before. The import runs
+ * under a lease (coordination.ts), so a concurrent prune or GC leaves its blobs and snapshots alone.
  */
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
@@ -33,6 +34,8 @@ import { readImageArchive } from "../transfer/archive_reader.ts";
 import { ImportStage } from "../transfer/stage.ts";
 import { cleanArchivePath } from "../transfer/paths.ts";
 import { unpackLayers } from "../unpack/unpacker.ts";
+import { diskFullError } from "../platform/disk_full.ts";
+import { withLease, type Lease } from "./coordination.ts";
 
 export interface ImportOptions {
   /** The platform to check and unpack (default: this host's). */
@@ -67,9 +70,23 @@ export async function importImages(ctx: Context, file: string, opts: ImportOptio
     if (st.isDirectory()) throw errorOf("InvalidArgument", `${what}: is a directory, not an archive`);
   }
   const input = file === "-" ? process.stdin : createReadStream(file, { highWaterMark: 1 << 20 });
+  try {
+    return await withLease(ctx, (lease) => importWith(ctx, input, what, lease, opts));
+  } catch (e) {
+    // What the archive would take: its blobs, and about as much again unpacked.
+    const size = file === "-" ? undefined : await stat(file).then((st) => st.size * 2, () => undefined);
+    throw await diskFullError(e, what, ctx.root, size);
+  } finally {
+    input.destroy();
+  }
+}
+
+/** The import under `lease`: every blob it reads or writes and every snapshot it makes is leased first. */
+async function importWith(ctx: Context, input: Readable, what: string, lease: Lease, opts: ImportOptions): Promise<ImportedImage[]> {
   const content = await ctx.content();
   const snapshotter = await openSnapshotter(ctx);
-  const stage = await ImportStage.create(content, join(ctx.root, "tmp", `import-${process.pid}-${randomBytes(6).toString("hex")}`), what);
+  const tmp = join(ctx.root, "tmp", `import-${process.pid}-${randomBytes(6).toString("hex")}`);
+  const stage = await ImportStage.create(content, tmp, what, (digest) => lease.add("content", digest));
   const madeSnapshots: Digest[] = [];
   try {
     await readImageArchive(Readable.toWeb(input) as unknown as ReadableStream<Uint8Array>, what, stage);
@@ -81,7 +98,7 @@ export async function importImages(ctx: Context, file: string, opts: ImportOptio
       const plan = await planImage(stage, content, img.target, want, opts.allPlatforms ?? false, `${what}: image ${img.names.join(", ")}`);
       let unpacked: string | undefined;
       if (plan.manifest) {
-        const done = await unpackManifest(content, snapshotter, plan.manifest, img.names[0] ?? img.target.digest, madeSnapshots);
+        const done = await unpackManifest(content, snapshotter, plan.manifest, img.names[0] ?? img.target.digest, madeSnapshots, lease);
         chains.push(done.chain);
         unpacked = done.platform;
       }
@@ -99,7 +116,6 @@ export async function importImages(ctx: Context, file: string, opts: ImportOptio
     throw e;
   } finally {
     await stage.close();
-    input.destroy();
   }
 }
 
@@ -107,10 +123,13 @@ export async function importImages(ctx: Context, file: string, opts: ImportOptio
  * Unpacks the manifest's layers into committed snapshots (reusing those that exist) and returns their chain
  * IDs and the image's platform; `made` collects the snapshots that did not exist before, for a rollback.
  */
-async function unpackManifest(content: ContentStore, snapshotter: Snapshotter, manifest: Manifest, imageRef: string, made: Digest[]): Promise<{ chain: Digest[]; platform: string }> {
+async function unpackManifest(content: ContentStore, snapshotter: Snapshotter, manifest: Manifest, imageRef: string, made: Digest[], lease: Lease): Promise<{ chain: Digest[]; platform: string }> {
   const config = parseImageConfig(await content.readBytes(manifest.config.digest, MAX_MANIFEST), { layers: manifest.layers.length });
   const chain = await chainIds(config.rootfs.diff_ids);
-  for (const c of chain) if (!(await snapshotter.stat(c)) && !made.includes(c)) made.push(c);
+  for (const c of chain) {
+    await lease.add("snapshot", c);
+    if (!(await snapshotter.stat(c)) && !made.includes(c)) made.push(c);
+  }
   await unpackLayers({ content, snapshotter, layers: manifest.layers, diffIds: config.rootfs.diff_ids, imageRef });
   return { chain, platform: formatPlatform(normalizePlatform({ os: config.os, architecture: config.architecture, variant: config.variant })) };
 }

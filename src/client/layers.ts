@@ -82,7 +82,7 @@ async function pullLayersWith(o: LayerPipelineOptions, workers: ExtractWorkers |
       try {
         await (committed[i - 1] ?? Promise.resolve());
       } catch (e) {
-        // A layer below failed: this one's staging snapshot will never be committed.
+        // A layer below failed (a full disk, say): this one, extracted already, is never committed.
         if (key !== undefined) await o.snapshotter.remove(key).catch(() => {});
         throw e;
       }

@@ -6,7 +6,11 @@
  */
 import type { Context } from "./context.ts";
 import { emitEvent } from "./events.ts";
-import { errorOf } from "../errdefs/mod.ts";
+import { errorOf, isDiskFull } from "../errdefs/mod.ts";
+import type { Digest } from "../digest/mod.ts";
+import { diskFullError } from "../platform/disk_full.ts";
+import { collectGarbage } from "./gc.ts";
+import { deleteLease } from "../metadata/leases.ts";
 import { detectManifestKind, parseImageConfig, parseIndex, parseManifest } from "../images/parse.ts";
 import { formatPlatform, selectManifest } from "../images/platform.ts";
 import type { Descriptor, Platform } from "../images/types.ts";
@@ -17,7 +21,7 @@ import { openSnapshotter } from "./snapshotter.ts";
 import { pullLayers } from "./layers.ts";
 import type { LayerLimits } from "../unpack/extract.ts";
 import { isRoot } from "../platform/runtime.ts";
-import { lockResource, storeBytes, withLease, type Lease } from "./coordination.ts";
+import { lockResource, storeBytes, trackingLease, withLease, type Lease, type Made } from "./coordination.ts";
 import type { LayerGuard } from "./layers.ts";
 import { clearImageMark } from "../metadata/image_marks.ts";
 
@@ -63,16 +67,29 @@ export async function pull(ctx: Context, refString: string, opts: PullOptions): 
   const started = Date.now();
   const ref = parseReference(refString);
   const registry = await openRegistry(ctx, { plainHttp: opts.plainHttp, skipVerify: opts.skipVerify, user: opts.user, userRegistry: ref.domain });
+  const made: Made = { content: new Set(), snapshots: new Set() };
+  const need = { bytes: 0 };
+  let leaseId: string | undefined;
   try {
-    const result = await withLease(ctx, (lease) => pullWith(ctx, registry, ref, opts, started, lease));
+    const content = await ctx.content();
+    const snapshotter = await openSnapshotter(ctx);
+    const exists = async (kind: string, name: string) => (kind === "content" ? (await content.info(name as Digest)) !== undefined : (await snapshotter.stat(name)) !== undefined);
+    const result = await withLease(ctx, (lease) => {
+      leaseId = lease.id;
+      return pullWith(ctx, registry, ref, opts, started, trackingLease(lease, exists, made), need);
+    });
     await emitEvent(ctx, "pull", result.name);
     return result;
+  } catch (e) {
+    // A full disk: what this pull stored only takes the room the user needs; the store goes back to before.
+    if (isDiskFull(e)) await undoMade(ctx, leaseId, made);
+    throw await diskFullError(e, `pull ${refString}`, ctx.root, need.bytes);
   } finally {
     await registry.close();
   }
 }
 
-async function pullWith(ctx: Context, registry: RegistryClient, ref: Reference, opts: PullOptions, started: number, lease: Lease): Promise<PullResult> {
+async function pullWith(ctx: Context, registry: RegistryClient, ref: Reference, opts: PullOptions, started: number, lease: Lease, need: { bytes: number }): Promise<PullResult> {
   const emit = opts.onEvent ?? (() => {});
   const name = ref.toString();
   const content = await ctx.content();
@@ -99,6 +116,8 @@ async function pullWith(ctx: Context, registry: RegistryClient, ref: Reference, 
     throw errorOf("DataLoss", `pull ${name}: config lists ${config.rootfs.diff_ids.length} diff IDs for ${manifest.layers.length} layers`);
   }
 
+  // What the pull writes at least: the compressed layers (unless discarded) and as much again unpacked.
+  need.bytes = manifest.layers.reduce((n, l) => n + l.size, 0) * (opts.discardBlobs ? 1 : 2);
   const snapshotter = await openSnapshotter(ctx);
   const chain = await chainIds(config.rootfs.diff_ids);
   await pullLayers({
@@ -126,6 +145,19 @@ async function pullWith(ctx: Context, registry: RegistryClient, ref: Reference, 
   });
   emit({ type: "done", ref: name, digest: target.digest, elapsedMs: Date.now() - started });
   return { name, target, manifest: manifestDesc, chainId };
+}
+
+/**
+ * Removes what a failed pull made (blobs and layers nothing else uses or leases). Its lease goes first:
+ * withLease deletes it, but on a disk still full that delete may have failed.
+ */
+async function undoMade(ctx: Context, leaseId: string | undefined, made: Made): Promise<void> {
+  try {
+    if (leaseId !== undefined) deleteLease(await ctx.metadata(), leaseId);
+    await collectGarbage(ctx, { only: made });
+  } catch {
+    // what stays is unreferenced: the next GC removes it
+  }
 }
 
 /** Layer locks and leases for this pull (see coordination.ts). */

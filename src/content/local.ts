@@ -5,7 +5,7 @@
  *   <dir>/ingest/<hash of ref>/state    the boot and fsynced length of data, for a later writer to resume
  */
 import { createReadStream } from "node:fs";
-import { mkdir, open, readFile, readdir, rename, rm, stat, writeFile, type FileHandle } from "node:fs/promises";
+import { mkdir, open, readFile, readdir, rename, rm, rmdir, stat, writeFile, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import process from "node:process";
@@ -59,14 +59,30 @@ class LocalStore implements ContentStore {
     if (!isDigest(expected.digest)) throw errorOf("InvalidArgument", `ingest ${ref}: invalid expected digest`);
     const ingestDir = join(this.#dir, "ingest", digestHex(await refKey(ref)));
     await mkdir(ingestDir, { recursive: true });
-    await takeLock(join(ingestDir, "lock"), ref);
+    const lock = join(ingestDir, "lock");
+    try {
+      await takeLock(lock, ref);
+    } catch (e) {
+      await rmdir(ingestDir).catch(() => {}); // only when empty: another process's ingest stays
+      throw e;
+    }
     const refLine = `${ref}\n${expected.digest} ${expected.size}\n`;
-    const kept = opts.resume ? await keptBytes(ingestDir, refLine, expected.size) : 0;
-    if (kept === 0) await writeFile(join(ingestDir, "ref"), refLine);
-    const fh = await open(join(ingestDir, "data"), kept > 0 ? "r+" : "w");
-    await fh.truncate(kept);
-    await recordSynced(ingestDir, kept);
-    return new LocalWriter(fh, ingestDir, this.#blobPath(expected.digest), expected, await createHasher(), kept);
+    let kept = 0;
+    try {
+      kept = opts.resume ? await keptBytes(ingestDir, refLine, expected.size) : 0;
+      if (kept === 0) await writeFile(join(ingestDir, "ref"), refLine);
+      const fh = await open(join(ingestDir, "data"), kept > 0 ? "r+" : "w");
+      await fh.truncate(kept);
+      await recordSynced(ingestDir, kept);
+      return new LocalWriter(fh, ingestDir, this.#blobPath(expected.digest), expected, await createHasher(), kept);
+    } catch (e) {
+      // A full disk (or any failure) before the first byte: no half-made ingest stays behind; bytes kept
+      // from an earlier pull stay for the next one to resume from.
+      heldLocks.delete(lock);
+      if (kept > 0) await rm(lock, { force: true });
+      else await rm(ingestDir, { recursive: true, force: true });
+      throw e;
+    }
   }
 
   async writeBytes(bytes: Uint8Array, expected: Expected): Promise<BlobInfo> {
@@ -241,7 +257,13 @@ async function takeLock(path: string, ref: string): Promise<void> {
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fh = await open(path, "wx");
-      await fh.writeFile(String(process.pid));
+      try {
+        await fh.writeFile(String(process.pid));
+      } catch (e) {
+        await fh.close().catch(() => {});
+        await rm(path, { force: true });
+        throw e;
+      }
       await fh.close();
       heldLocks.add(path);
       return;

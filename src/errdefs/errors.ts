@@ -47,3 +47,20 @@ export function isKind(err: unknown, kind: ErrorKind): boolean {
 export function isErrno(err: unknown, code: string): boolean {
   return typeof err === "object" && err !== null && (err as { code?: unknown }).code === code;
 }
+
+/** Errno codes of a filesystem without room: out of blocks or inodes (ENOSPC) or over a quota (EDQUOT). */
+const DISK_FULL_CODES = new Set(["ENOSPC", "EDQUOT"]);
+
+/**
+ * True when `err`, or an error in its `cause` chain, says the disk is full: ENOSPC or EDQUOT from a
+ * filesystem call (also when it crossed a worker thread as a `code`), or SQLite's SQLITE_FULL
+ * ("database or disk is full").
+ */
+export function isDiskFull(err: unknown): boolean {
+  for (let e = err, depth = 0; typeof e === "object" && e !== null && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
+    const { code, errcode, message } = e as { code?: unknown; errcode?: unknown; message?: unknown };
+    if (typeof code === "string" && DISK_FULL_CODES.has(code)) return true;
+    if (errcode === 13 || (typeof message === "string" && /\bENOSPC\b|\bEDQUOT\b|no space left on device|database or disk is full|SQLITE_FULL/i.test(message))) return true;
+  }
+  return false;
+}

@@ -1,2 +1,2 @@
-export { ErrorKinds, TsctrError, errorOf, isErrno, isKind } from "./errors.ts";
+export { ErrorKinds, TsctrError, errorOf, isDiskFull, isErrno, isKind } from "./errors.ts";
 export type { ErrorKind } from "./errors.ts";

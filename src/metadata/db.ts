@@ -71,7 +71,12 @@ export class MetadataStore {
       this.#db.exec("COMMIT");
       return r;
     } catch (e) {
-      this.#db.exec("ROLLBACK");
+      // SQLite has rolled back already after some errors (SQLITE_FULL: the disk is full); the first error is the one to report.
+      try {
+        this.#db.exec("ROLLBACK");
+      } catch {
+        // no transaction is active any more
+      }
       throw e;
     }
   }

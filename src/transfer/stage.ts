@@ -45,22 +45,28 @@ export class ImportStage implements ArchiveHandlers {
   readonly #what: string;
   readonly #entries = new Map<string, Staged>();
   readonly #added = new Set<Digest>();
+  readonly #protect: (digest: Digest) => Promise<void>;
   #files = 0;
 
-  private constructor(content: ContentStore, dir: string, what: string) {
+  private constructor(content: ContentStore, dir: string, what: string, protect: (digest: Digest) => Promise<void>) {
     this.#content = content;
     this.#dir = dir;
     this.#what = what;
+    this.#protect = protect;
   }
 
-  /** A stage whose spill files live in the fresh directory `dir`. */
-  static async create(content: ContentStore, dir: string, what: string): Promise<ImportStage> {
+  /**
+   * A stage whose spill files live in the fresh directory `dir`; `protect` is called with each blob's digest
+   * before the stage looks for it in the store or writes it (the import's lease, so GC leaves it alone).
+   */
+  static async create(content: ContentStore, dir: string, what: string, protect: (digest: Digest) => Promise<void> = async () => {}): Promise<ImportStage> {
     await mkdir(dir, { recursive: true });
-    return new ImportStage(content, dir, what);
+    return new ImportStage(content, dir, what, protect);
   }
 
   async blob(path: string, digest: Digest, size: number, body: AsyncIterable<Uint8Array>): Promise<void> {
     this.#entries.set(path, { kind: "blob", digest, size });
+    await this.#protect(digest);
     const have = await this.#content.info(digest);
     if (have) {
       if (have.size !== size) throw errorOf("DataLoss", `${this.#what}: blob ${digest} is ${size} bytes in the archive but ${have.size} in the content store`);
@@ -136,6 +142,7 @@ export class ImportStage implements ArchiveHandlers {
       stored = await this.storeBytes(e.bytes);
     } else if (e.kind === "file") {
       stored = e;
+      await this.#protect(e.digest);
       if (!(await this.#content.info(e.digest))) {
         const w = await this.#content.writer(`import-${e.digest}`, { digest: e.digest, size: e.size });
         try {
@@ -157,6 +164,7 @@ export class ImportStage implements ArchiveHandlers {
   /** Puts bytes made during the import (a manifest for a Docker archive's image) into the content store. */
   async storeBytes(bytes: Uint8Array): Promise<{ digest: Digest; size: number }> {
     const digest = await digestOf(bytes);
+    await this.#protect(digest);
     const existed = await this.#content.info(digest);
     const stored = await this.#content.writeBytes(bytes, { digest, size: bytes.byteLength });
     if (!existed) this.#added.add(digest);

@@ -6,7 +6,7 @@
 import { parentPort } from "node:worker_threads";
 import { setDecompressEngine, type DecompressEngine } from "../archive/decompress.ts";
 import { setDigestEngine, type DigestEngine } from "../digest/mod.ts";
-import { TsctrError } from "../errdefs/mod.ts";
+import { TsctrError, isDiskFull } from "../errdefs/mod.ts";
 import { extractInto, type ExtractTarget } from "./extract.ts";
 
 export interface ExtractJob {
@@ -24,7 +24,8 @@ parentPort?.on("message", (job: ExtractJob) => {
     (err: unknown) => {
       const kind = err instanceof TsctrError ? err.kind : "Internal";
       const message = err instanceof Error ? err.message : String(err);
-      parentPort!.postMessage({ ok: false, kind, message });
+      // The errno code (ENOSPC…) crosses the thread boundary, so the caller can tell a full disk.
+      parentPort!.postMessage({ ok: false, kind, message, code: isDiskFull(err) ? "ENOSPC" : undefined });
     },
   );
 });

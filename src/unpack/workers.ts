@@ -15,7 +15,7 @@ import { errorOf, type ErrorKind } from "../errdefs/mod.ts";
 import { runtimeName } from "../platform/runtime.ts";
 import type { ExtractResult, ExtractTarget } from "./extract.ts";
 
-type Reply = { ok: true; result: ExtractResult } | { ok: false; kind: ErrorKind; message: string };
+type Reply = { ok: true; result: ExtractResult } | { ok: false; kind: ErrorKind; message: string; code?: string };
 
 interface Slot {
   worker: Worker;
@@ -47,7 +47,7 @@ export class ExtractWorkers {
         const onMessage = (reply: Reply) => {
           cleanup();
           if (reply.ok) resolve(reply.result);
-          else reject(errorOf(reply.kind, reply.message));
+          else reject(errorOf(reply.kind, reply.message, reply.code === undefined ? undefined : { code: reply.code }));
         };
         const onError = (err: Error) => {
           cleanup();

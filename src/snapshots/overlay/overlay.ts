@@ -9,7 +9,7 @@
  * A snapshot appears and disappears by renaming its directory, so a crash leaves it whole or absent.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { access, mkdir, readFile, readdir, readlink, rename, rm, symlink } from "node:fs/promises";
+import { access, mkdir, readFile, readdir, readlink, rename, rm, symlink, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { errorOf, isErrno } from "../../errdefs/mod.ts";
 import { MOUNT_DATA_LIMIT, overlaySupported } from "../../mount/mount.ts";
@@ -162,7 +162,10 @@ export class OverlaySnapshotter implements Snapshotter {
       if (child) throw errorOf("FailedPrecondition", `remove snapshot "${name}": snapshot "${child.name}" is based on it`);
     }
     const link = (await readFile(join(found.dir, "link"), "utf8").catch(() => "")).trim();
-    if (link) await rm(join(this.root, "l", link), { force: true });
+    // unlink, not rm: Deno 2's rm follows the link to the directory and fails with EISDIR.
+    if (link) await unlink(join(this.root, "l", link)).catch((e) => {
+      if (!isErrno(e, "ENOENT")) throw e;
+    });
     const trash = join(this.root, "tmp", tmpName("rm"));
     await rename(found.dir, trash);
     await fsyncDir(join(found.dir, ".."));
