@@ -10,7 +10,7 @@
  */
 import type { ContentStore, ContentWriter } from "../content/mod.ts";
 import { createHasher, type Digest } from "../digest/mod.ts";
-import { errorOf, isKind } from "../errdefs/mod.ts";
+import { errorOf, isDiskFull, isKind } from "../errdefs/mod.ts";
 import type { Descriptor } from "../images/types.ts";
 import { resumableBlob, type RegistryClient, type Reference, type RetryPolicy } from "../registry/mod.ts";
 import type { Snapshotter } from "../snapshots/types.ts";
@@ -168,8 +168,10 @@ async function fetchAndExtract(o: LayerPipelineOptions, i: number, signal: Abort
   } catch (thrown) {
     const e = sourceError ?? thrown;
     // Bytes stopped by the network or by another layer's failure are a good prefix: keep them for the next
-    // pull. Anything else (a digest or size mismatch, corrupt data) makes them suspect: discard them.
-    const keep = !isKind(e, "DataLoss") && (isKind(e, "Unavailable") || signal.aborted);
+    // pull. Anything else (a digest or size mismatch, corrupt data) makes them suspect: discard them; and a
+    // full disk anywhere frees them, so the store is as before.
+    const diskFull = isDiskFull(e) || (signal.aborted && isDiskFull(signal.reason));
+    const keep = !diskFull && !isKind(e, "DataLoss") && (isKind(e, "Unavailable") || signal.aborted);
     await (keep ? sink.suspend() : sink.abort()).catch(() => {});
     throw signal.aborted ? signal.reason : e;
   }
