@@ -46,9 +46,11 @@ export async function openMetadata(path: string): Promise<MetadataStore> {
   // the last transactions before it may be undone (the store is then as it was before them), and a commit
   // costs no fsync (FULL measured 10+ ms per `run` on this disk).
   // --sync none: no fsync at all, from the creation of the database (journal mode switch included) on.
+  // The busy timeout comes first: with another tsctr writing, even the journal-mode statement waits for its lock.
+  db.exec("PRAGMA busy_timeout=10000;");
   const flushNothing = getSyncLevel() === "none";
   if (flushNothing) db.exec("PRAGMA synchronous=OFF;");
-  db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;");
+  db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
   if (flushNothing) db.exec("PRAGMA synchronous=OFF;");
   db.exec(SCHEMA);
   return new MetadataStore(db);
