@@ -37,7 +37,7 @@ export function sniffCompression(head: Uint8Array): Compression {
  */
 export async function decompress(
   blob: ReadableStream<Uint8Array>,
-  opts: { mediaType?: string; what?: string; tap?: (chunk: Uint8Array) => void } = {},
+  opts: { mediaType?: string; what?: string; tap?: (chunk: Uint8Array) => void; views?: boolean } = {},
 ): Promise<ReadableStream<Uint8Array>> {
   const what = opts.what ?? "layer";
   const reader = blob.getReader();
@@ -74,16 +74,18 @@ export async function decompress(
     { highWaterMark: 0 },
   );
   const tap = opts.tap;
-  // The WASM decoders hand out views of engine memory, valid until the next read: the tar reader copies
-  // headers and writes file data at once, and the tap (the diffID) hashes each view as it is produced.
+  // By default the WASM decoders hand out views of engine memory, valid until the next read: the tar reader
+  // copies headers and writes file data at once, and the tap (the diffID) hashes each view as it is produced.
+  // With `views: false` every chunk is a copy in its own ArrayBuffer (for a consumer in another thread).
+  const views = opts.views ?? true;
   if (compression === "gzip") {
     return decompressEngine() === "wasm"
-      ? decoderStream(replay, () => new WasmInflater({ what }), { views: true, tap, what })
+      ? decoderStream(replay, () => new WasmInflater({ what }), { views, tap, what })
       : viaZlib(zlib.createGunzip({ chunkSize: 128 * 1024 }), replay, what, "gzip", tap);
   }
   // zstd always on the WASM engine: 1.3–1.8× node:zlib's decoder here, which Deno lacks and which (Node 24.21)
   // stops at the first skippable frame.
-  if (compression === "zstd") return decoderStream(replay, () => new ZstdDecoder({ what }), { views: true, tap, what });
+  if (compression === "zstd") return decoderStream(replay, () => new ZstdDecoder({ what }), { views, tap, what });
   return tap ? replay.pipeThrough(new TransformStream({ transform: (c, ctl) => (tap(c), ctl.enqueue(c)) })) : replay;
 }
 

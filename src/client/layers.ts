@@ -15,9 +15,8 @@ import type { Descriptor } from "../images/types.ts";
 import { resumableBlob, type RegistryClient, type Reference, type RetryPolicy } from "../registry/mod.ts";
 import type { Snapshotter } from "../snapshots/types.ts";
 import { commitLayer, extractLayer } from "../unpack/unpacker.ts";
-import { ExtractWorkers } from "../unpack/workers.ts";
+import { ExtractWorkers, defaultWorkerCount } from "../unpack/workers.ts";
 import type { LayerLimits } from "../unpack/extract.ts";
-import os from "node:os";
 import type { PullEvent } from "./pull.ts";
 
 export interface LayerPipelineOptions {
@@ -62,7 +61,7 @@ interface BlobSink {
 
 /** Fetches, verifies, extracts and commits every layer not yet unpacked; resolves when all are committed. */
 export async function pullLayers(o: LayerPipelineOptions): Promise<void> {
-  const workers = ExtractWorkers.create(Math.min(o.concurrency, o.layers.length, o.workers ?? os.availableParallelism()));
+  const workers = ExtractWorkers.create(Math.min(o.concurrency, o.layers.length, o.workers ?? defaultWorkerCount()));
   try {
     await pullLayersWith(o, workers);
   } finally {

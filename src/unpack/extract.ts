@@ -6,7 +6,7 @@
 import { applyLayer, type ApplyStats } from "../archive/apply.ts";
 import { decompress } from "../archive/decompress.ts";
 import { readTar } from "../archive/tar_reader.ts";
-import { createHasher, type Digest } from "../digest/mod.ts";
+import { createHasher, type Digest, type Hasher } from "../digest/mod.ts";
 import { errorOf } from "../errdefs/mod.ts";
 
 export interface ExtractTarget {
@@ -36,11 +36,19 @@ export interface ExtractResult {
   stats: ApplyStats;
 }
 
-/** Extracts `source` into `target.dir` and returns the uncompressed digest; the caller compares it. */
-export async function extractInto(source: ReadableStream<Uint8Array>, target: ExtractTarget): Promise<ExtractResult> {
+/**
+ * The uncompressed tar bytes of a compressed layer, refused with ResourceExhausted past the target's
+ * decompression ceilings. With `views`, chunks are views of decoder memory valid until the next read (for a
+ * consumer in this thread that uses each one at once); otherwise each chunk is its own ArrayBuffer, which can
+ * be transferred to another thread. `tap` sees every chunk first.
+ */
+export async function decompressLayer(
+  source: ReadableStream<Uint8Array>,
+  target: ExtractTarget,
+  opts: { views: boolean; tap?: (chunk: Uint8Array) => void },
+): Promise<ReadableStream<Uint8Array>> {
   const what = `layer ${target.digest}`;
   const { maxBytes, maxRatio } = { ...DEFAULT_LIMITS, ...target.limits };
-  const hasher = await createHasher();
   let compressed = 0;
   let uncompressed = 0;
   const counted = source.pipeThrough(
@@ -59,9 +67,24 @@ export async function extractInto(source: ReadableStream<Uint8Array>, target: Ex
     if (uncompressed > RATIO_FLOOR && uncompressed > compressed * maxRatio) {
       throw errorOf("ResourceExhausted", `extract ${what}: it decompresses more than ${maxRatio} times its compressed size, a decompression bomb (--max-layer-ratio)`);
     }
-    hasher.update(chunk);
+    opts.tap?.(chunk);
   };
-  const tar = await decompress(counted, { mediaType: target.mediaType, what, tap });
-  const stats = await applyLayer(readTar(tar, { what }), target.dir, { layer: target.digest });
+  return await decompress(counted, { mediaType: target.mediaType, what, tap, views: opts.views });
+}
+
+/**
+ * Writes the tar stream `tar` into `target.dir` and returns its digest (the diffID; the caller compares it).
+ * The caller feeds every chunk of `tar` to `hasher` as it is produced.
+ */
+export async function applyTar(tar: ReadableStream<Uint8Array>, target: ExtractTarget, hasher: Hasher): Promise<ExtractResult> {
+  const stats = await applyLayer(readTar(tar, { what: `layer ${target.digest}` }), target.dir, { layer: target.digest });
   return { diffId: hasher.digest(), stats };
+}
+
+/** Extracts `source` into `target.dir` in this thread and returns the uncompressed digest; the caller compares it. */
+export async function extractInto(source: ReadableStream<Uint8Array>, target: ExtractTarget): Promise<ExtractResult> {
+  const hasher = await createHasher();
+  // Views of decoder memory, hashed as they are produced and consumed by the tar reader before the next read.
+  const tar = await decompressLayer(source, target, { views: true, tap: (c) => hasher.update(c) });
+  return await applyTar(tar, target, hasher);
 }

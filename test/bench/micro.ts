@@ -6,8 +6,10 @@
  *   same 64 KiB input chunks from memory;
  * - SHA-256 MB/s: hash-wasm's `createSHA256` (what src/digest/digest.ts uses for `--digest-engine wasm`) vs
  *   node:crypto, over the uncompressed tar in 128 KiB chunks;
- * - extraction MB/s: one gzip tar extracted into a fresh directory on the same filesystem by `extractInto`
- *   (src/unpack/extract.ts, in this process, with each decompression engine) and by GNU `tar -xzf`, in an
+ * - extraction MB/s: one gzip tar extracted into a fresh directory on the same filesystem the way `tsctr pull`
+ *   extracts a layer (src/unpack/workers.ts: decompressed in this process with each decompression engine,
+ *   hashed and written by an extraction worker; GNU tar, too, has gzip in a second process) and by GNU
+ *   `tar -xzf`, in an
  *   order that rotates every round, with `sync` + drop_caches before each, so every contender reads the blob
  *   from disk and starts with no dirty pages of the one before. One untimed extraction per engine comes first
  *   (JIT warm-up); neither side fsyncs, so the times are until the last write returned.
@@ -28,7 +30,7 @@ import { createSHA256 } from "hash-wasm";
 import { decompressEngine, setDecompressEngine, type DecompressEngine } from "../../src/archive/decompress.ts";
 import { digestEngine } from "../../src/digest/mod.ts";
 import { WasmInflater } from "../../src/engine/inflate.ts";
-import { extractInto } from "../../src/unpack/extract.ts";
+import { ExtractWorkers, defaultWorkerCount } from "../../src/unpack/workers.ts";
 import { execFile } from "../../src/platform/exec.ts";
 import { dropCaches, median, timeOk } from "./measure.ts";
 
@@ -86,7 +88,7 @@ export interface MicroResults {
   sha256: ThroughputResult & { chunk: number };
   extract: {
     rounds: ExtractRound[];
-    /** extractInto with the native (node:zlib) engine vs GNU tar, and with the WASM engine vs GNU tar. */
+    /** Layer extraction as pull does it, with the native (node:zlib) engine vs GNU tar, and with the WASM engine vs GNU tar. */
     native: ThroughputResult;
     wasm: ThroughputResult;
     digestEngine: string;
@@ -307,15 +309,16 @@ async function inflateAndSha(opts: MicroOptions): Promise<Pick<MicroResults, "in
 type Contender = "gnu tar" | "tsctr native" | "tsctr wasm";
 const CONTENDERS: readonly Contender[] = ["gnu tar", "tsctr native", "tsctr wasm"];
 
-async function extractWithTsctr(corpus: EngineCorpus, dir: string, engine: DecompressEngine): Promise<number> {
+/** Extracts the corpus as `tsctr pull` does: decompressed in this thread, hashed and written by an extraction worker. */
+async function extractWithTsctr(corpus: EngineCorpus, dir: string, engine: DecompressEngine, workers: ExtractWorkers): Promise<number> {
   setDecompressEngine(engine);
   await mkdir(dir, { recursive: true });
   const t0 = performance.now();
   const source = Readable.toWeb(createReadStream(corpus.gzFile, { highWaterMark: READ_CHUNK })) as unknown as ReadableStream<Uint8Array>;
-  const r = await extractInto(source, { dir, digest: corpus.name, mediaType: LAYER_MEDIA_TYPE });
+  const r = await workers.run(source, { dir, digest: corpus.name, mediaType: LAYER_MEDIA_TYPE });
   const elapsed = performance.now() - t0;
-  check(r.diffId === corpus.diffId, `extractInto (${engine}): diffID ${r.diffId}, expected ${corpus.diffId}`);
-  check(r.stats.entries >= corpus.entries * 0.9, `extractInto (${engine}): ${r.stats.entries} entries, the corpus has about ${corpus.entries}`);
+  check(r.diffId === corpus.diffId, `extract (${engine}): diffID ${r.diffId}, expected ${corpus.diffId}`);
+  check(r.stats.entries >= corpus.entries * 0.9, `extract (${engine}): ${r.stats.entries} entries, the corpus has about ${corpus.entries}`);
   return elapsed;
 }
 
@@ -328,14 +331,16 @@ async function extraction(opts: MicroOptions): Promise<MicroResults["extract"]> 
   const { corpus, extractRounds, scratch, log } = opts;
   const gnuTar = (await execFile("tar", ["--version"])).stdout.split("\n")[0] ?? "tar";
   const previousEngine = decompressEngine();
-  log(`extraction: extractInto (native and WASM engines) vs ${gnuTar}, ${extractRounds} round(s) of ${corpus.name}`);
+  log(`extraction: pull's layer extraction (native and WASM engines) vs ${gnuTar}, ${extractRounds} round(s) of ${corpus.name}`);
   const rounds: ExtractRound[] = [];
+  const workers = ExtractWorkers.create(defaultWorkerCount());
+  if (workers === undefined) throw new Error("engine micro-benchmark: extraction workers are not available in this runtime");
   try {
     // One untimed extraction with each engine first, so the timed ones measure compiled code, not the JIT
     // warming up (which a small corpus would otherwise show as a large share of tsctr's time).
     for (const engine of ["native", "wasm"] as const) {
       const dir = join(scratch, `warm-up-${engine}`);
-      await extractWithTsctr(corpus, dir, engine);
+      await extractWithTsctr(corpus, dir, engine, workers);
       await rm(dir, { recursive: true, force: true });
     }
     for (let i = 0; i < extractRounds; i++) {
@@ -345,24 +350,25 @@ async function extraction(opts: MicroOptions): Promise<MicroResults["extract"]> 
       for (const who of order) {
         const dir = join(scratch, `x-${i}-${who.replace(/\W+/g, "-")}`);
         await dropCaches();
-        const t = who === "gnu tar" ? await extractWithGnuTar(corpus, dir) : await extractWithTsctr(corpus, dir, who === "tsctr native" ? "native" : "wasm");
+        const t = who === "gnu tar" ? await extractWithGnuTar(corpus, dir) : await extractWithTsctr(corpus, dir, who === "tsctr native" ? "native" : "wasm", workers);
         times.set(who, t);
         await rm(dir, { recursive: true, force: true });
       }
       const round = { order: [...order], gnuTarMs: times.get("gnu tar")!, nativeMs: times.get("tsctr native")!, wasmMs: times.get("tsctr wasm")! };
       rounds.push(round);
       log(
-        `  round ${i + 1}: GNU tar ${(round.gnuTarMs / 1000).toFixed(2)} s, extractInto native ${(round.nativeMs / 1000).toFixed(2)} s, wasm ${(round.wasmMs / 1000).toFixed(2)} s`,
+        `  round ${i + 1}: GNU tar ${(round.gnuTarMs / 1000).toFixed(2)} s, tsctr native ${(round.nativeMs / 1000).toFixed(2)} s, wasm ${(round.wasmMs / 1000).toFixed(2)} s`,
       );
     }
   } finally {
+    await workers.close();
     setDecompressEngine(previousEngine);
   }
   const pairs = (f: (r: ExtractRound) => number) => rounds.map((r) => ({ tsctr: rate(corpus.tarBytes, f(r)), reference: rate(corpus.tarBytes, r.gnuTarMs) }));
   return {
     rounds,
-    native: summarize("extractInto, native engine", gnuTar, pairs((r) => r.nativeMs), 1.0),
-    wasm: summarize("extractInto, WASM engine", gnuTar, pairs((r) => r.wasmMs), 1.0),
+    native: summarize("layer extraction, native engine", gnuTar, pairs((r) => r.nativeMs), 1.0),
+    wasm: summarize("layer extraction, WASM engine", gnuTar, pairs((r) => r.wasmMs), 1.0),
     digestEngine: digestEngine(),
     gnuTar,
   };

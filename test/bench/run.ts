@@ -13,7 +13,7 @@
  * - start-up: `tsctr version` vs `ctr --version`;
  * - `tsctr run --rm busybox true` vs `ctr run --rm busybox ID true`;
  * - engine micro-figures (micro.ts), each against its reference: WASM inflate vs node:zlib, SHA-256 on WASM vs
- *   node:crypto, and extraction of one gzip layer by `extractInto` (both decompression engines) vs GNU tar.
+ *   node:crypto, and extraction of one gzip layer as pull extracts it (both decompression engines) vs GNU tar.
  *
  * The machine is noisy, so the figures that count are the per-round ratios tsctr/containerd (their median),
  * not absolute times. `--quick` does one round, pulls busybox instead of devbench and measures the engines on a
@@ -47,7 +47,7 @@ const USAGE = `usage: node test/bench/run.ts [--rounds N] [--quick] [--timeout S
   --timeout S         deadline for any one pull (default 300)
   --exe PATH          the tsctr executable (default dist/tsctr-linux-amd64)
   --micro-rounds N    rounds of the in-memory inflate and SHA-256 timings (default 5)
-  --extract-rounds N  rounds of the extraction timings, extractInto vs GNU tar (default 3)
+  --extract-rounds N  rounds of the extraction timings, tsctr vs GNU tar (default 3)
   --engine-corpus C   the gzip tar for the engine figures: a devbench layer (${DEVBENCH_LAYERS.map((l) => l.name).join(", ")};
                       default runtimes) or usr (a tar of /usr/share and /usr/lib, ~200 MB; 24 MB with --quick,
                       which uses it by default)
@@ -420,7 +420,7 @@ function microNotes(m: MicroResults): string[] {
     `  per-round tsctr/reference MB/s ratios, so ≥ 1.00× means tsctr is at least as fast. inflate: ${m.inflate.tsctrName}`,
     `  vs ${m.inflate.referenceName}, both fed ${m.inflate.inputChunk / 1024} KiB chunks from memory; SHA-256: ${m.sha256.tsctrName}`,
     `  (--digest-engine wasm; the default is node:crypto) vs ${m.sha256.referenceName}, ${m.sha256.chunk / 1024} KiB chunks;`,
-    `  extract: extractInto in the bench process (diffID by ${m.extract.digestEngine}) vs \`tar -xzf\` (${m.extract.gnuTar}),`,
+    `  extract: a layer as pull extracts it (decompressed in the bench process, diffID by ${m.extract.digestEngine} and files on a worker) vs \`tar -xzf\` (${m.extract.gnuTar}),`,
     `  into a fresh directory on the same filesystem, order rotating, sync + drop_caches before each (after one`,
     `  untimed extraction per engine).`,
     "  extraction rounds:",
