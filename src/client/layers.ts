@@ -32,7 +32,7 @@ export interface LayerPipelineOptions {
   concurrency: number;
   /** Decompression-bomb ceilings per layer. */
   limits?: Partial<LayerLimits>;
-  /** Extraction worker threads (default: one per core; 0 extracts in this thread, using less memory). */
+  /** Extraction worker threads (default: defaultWorkerCount(); 0 extracts in this thread, using less memory). */
   workers?: number;
   retry?: Partial<RetryPolicy>;
   emit: (e: PullEvent) => void;
@@ -71,43 +71,72 @@ export async function pullLayers(o: LayerPipelineOptions): Promise<void> {
 
 async function pullLayersWith(o: LayerPipelineOptions, workers: ExtractWorkers | undefined): Promise<void> {
   const abort = new AbortController();
+  const fail = (e: unknown) => {
+    if (!abort.signal.aborted) abort.abort(e);
+  };
   const committed: Array<Promise<void>> = [];
   const next = { index: 0 };
-  const runLayer = async (i: number) => {
-    const release = await o.guard?.lockLayer(o.chain[i]!);
-    try {
-      const fetch = () => fetchAndExtract(o, i, abort.signal, workers);
-      const key = await (o.guard ? o.guard.withBlob(o.layers[i]!.digest, fetch) : fetch());
-      try {
-        await (committed[i - 1] ?? Promise.resolve());
-      } catch (e) {
-        // A layer below failed (a full disk, say): this one, extracted already, is never committed.
-        if (key !== undefined) await o.snapshotter.remove(key).catch(() => {});
-        throw e;
-      }
-      if (key !== undefined) {
-        await commitLayer(o.snapshotter, key, o.chain[i]!, o.chain[i - 1]);
-        o.emit({ type: "unpack", digest: o.layers[i]!.digest, status: "done" });
-      }
-    } finally {
-      await release?.();
-    }
-  };
-  const worker = async () => {
-    while (!abort.signal.aborted && next.index < o.layers.length) {
-      const i = next.index++;
-      const done = runLayer(i);
-      committed[i] = done;
-      await done.catch((e) => {
-        abort.abort(e);
+  /**
+   * Fetches and extracts layer `i`, then commits it once the layer below is committed. `extracted` settles
+   * when the download and extraction are over, freeing the slot for the next layer: a layer waiting for the
+   * ones below it holds no transfer. Its data is flushed meanwhile, so the commit has little left to sync.
+   */
+  const runLayer = (i: number): { extracted: Promise<void>; done: Promise<void> } => {
+    let freeSlot!: () => void;
+    const extracted = new Promise<void>((resolve) => (freeSlot = resolve));
+    const done = (async () => {
+      const release = await o.guard?.lockLayer(o.chain[i]!).catch((e: unknown) => {
+        freeSlot();
         throw e;
       });
+      try {
+        let key: string | undefined;
+        try {
+          const fetch = () => fetchAndExtract(o, i, abort.signal, workers);
+          key = await (o.guard ? o.guard.withBlob(o.layers[i]!.digest, fetch) : fetch());
+        } catch (e) {
+          fail(e);
+          throw e;
+        } finally {
+          freeSlot();
+        }
+        const flushing = key === undefined ? undefined : o.snapshotter.flush(key).then(() => undefined, (e: unknown) => e ?? new Error("flush failed"));
+        try {
+          await (committed[i - 1] ?? Promise.resolve());
+          const flushError = await flushing;
+          if (flushError !== undefined) throw flushError;
+        } catch (e) {
+          // A layer below failed (a full disk, say), or this one could not be flushed: it is never committed.
+          await flushing;
+          if (key !== undefined) await o.snapshotter.remove(key).catch(() => {});
+          throw e;
+        }
+        if (key !== undefined) {
+          await commitLayer(o.snapshotter, key, o.chain[i]!, o.chain[i - 1]);
+          o.emit({ type: "unpack", digest: o.layers[i]!.digest, status: "done" });
+        }
+      } finally {
+        await release?.();
+      }
+    })();
+    return { extracted, done };
+  };
+  // Each layer's outcome, settled without rejecting (a rejection waiting here would be unhandled).
+  const outcomes: Array<Promise<{ failed: unknown } | undefined>> = [];
+  const slot = async () => {
+    while (!abort.signal.aborted && next.index < o.layers.length) {
+      const i = next.index++;
+      const { extracted, done } = runLayer(i);
+      committed[i] = done;
+      outcomes.push(done.then(() => undefined, (e: unknown) => (fail(e), { failed: e })));
+      await extracted;
     }
   };
-  const results = await Promise.allSettled(Array.from({ length: Math.max(1, Math.min(o.concurrency, o.layers.length)) }, worker));
-  // Every worker has settled: no transfer or extraction is still writing.
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(o.concurrency, o.layers.length)) }, slot));
+  const settled = await Promise.all(outcomes);
+  // Every layer has settled: no transfer, extraction or commit is still writing.
   if (abort.signal.aborted) throw abort.signal.reason;
-  for (const r of results) if (r.status === "rejected") throw r.reason;
+  for (const r of settled) if (r) throw r.failed;
 }
 
 /** Returns the staging snapshot key of a freshly extracted layer, or undefined when it was unpacked already. */

@@ -120,6 +120,9 @@ class LocalWriter implements ContentWriter {
   #offset: number;
   #replayed = 0;
   #synced: number;
+  /** The checkpoint running in the background, and the first error one met (thrown by the next call). */
+  #checkpointing: Promise<void> | undefined;
+  #checkpointError: unknown;
   #done = false;
   readonly #kept: number;
   readonly #fh: FileHandle;
@@ -167,6 +170,7 @@ class LocalWriter implements ContentWriter {
     if (this.#offset + chunk.byteLength > this.#expected.size) {
       throw errorOf("DataLoss", `content ${this.#expected.digest}: more than the expected ${this.#expected.size} bytes`);
     }
+    if (this.#checkpointError !== undefined) throw this.#checkpointError;
     this.#hasher.update(chunk);
     let written = 0;
     while (written < chunk.byteLength) {
@@ -174,13 +178,20 @@ class LocalWriter implements ContentWriter {
       written += r.bytesWritten;
     }
     this.#offset += chunk.byteLength;
-    if (this.#offset - this.#synced >= CHECKPOINT_BYTES) await this.#checkpoint();
+    // The fsync runs beside the writes that follow (it covers the bytes up to `at`), so a checkpoint never
+    // holds up the download and the extraction fed from it.
+    if (this.#offset - this.#synced >= CHECKPOINT_BYTES && this.#checkpointing === undefined) {
+      this.#checkpointing = this.#checkpoint(this.#offset)
+        .catch((e: unknown) => void (this.#checkpointError ??= e))
+        .finally(() => (this.#checkpointing = undefined));
+    }
   }
 
-  async #checkpoint(): Promise<void> {
+  /** Makes the first `at` bytes durable and records that length for a resume after a reboot. */
+  async #checkpoint(at: number): Promise<void> {
     await this.#fh.sync();
-    this.#synced = this.#offset;
-    await recordSynced(this.#ingestDir, this.#synced);
+    this.#synced = at;
+    await recordSynced(this.#ingestDir, at);
   }
 
   async suspend(): Promise<void> {
@@ -188,7 +199,8 @@ class LocalWriter implements ContentWriter {
     if (this.#done) return;
     this.#done = true;
     try {
-      await this.#checkpoint();
+      await this.#checkpointing;
+      await this.#checkpoint(this.#offset);
     } finally {
       await this.#fh.close().catch(() => {});
       await releaseLock(join(this.#ingestDir, "lock"));
@@ -201,6 +213,8 @@ class LocalWriter implements ContentWriter {
       if (this.#offset !== size) throw errorOf("DataLoss", `content ${digest}: got ${this.#offset} bytes, expected ${size}`);
       const got = this.#hasher.digest();
       if (got !== digest) throw errorOf("DataLoss", `content ${digest}: data has digest ${got}`);
+      await this.#checkpointing;
+      if (this.#checkpointError !== undefined) throw this.#checkpointError;
       await syncHandle(this.#fh);
       await this.#fh.close();
       this.#done = true;
@@ -219,6 +233,7 @@ class LocalWriter implements ContentWriter {
     heldLocks.delete(join(this.#ingestDir, "lock"));
     if (!this.#done) {
       this.#done = true;
+      await this.#checkpointing;
       await this.#fh.close().catch(() => {});
     }
     await rm(this.#ingestDir, { recursive: true, force: true });

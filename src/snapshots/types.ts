@@ -34,6 +34,11 @@ export interface Snapshotter {
    * prepare: layers are extracted in parallel into parentless snapshots and chained at commit, in order.
    */
   commit(name: string, key: string, opts?: { parent?: string }): Promise<void>;
+  /**
+   * Writes active `key`'s data to disk now, ahead of its commit (which then has little left to flush), so
+   * that layers extracted early are flushed while later ones still extract. Committing does not need it.
+   */
+  flush(key: string): Promise<void>;
   remove(name: string): Promise<void>;
   list(): Promise<SnapshotInfo[]>;
   /** The directory holding an active snapshot's files (where a layer is extracted). */

@@ -12,7 +12,7 @@ export function pullCommand(): Command {
     .option("--discard-blobs", "keep no compressed copy of the layers (saves disk; export and push then need a re-pull)", false)
     .option("--max-layer-size <bytes>", "refuse a layer that decompresses past this many bytes (default 64 GiB)", positiveInteger)
     .option("--max-layer-ratio <n>", "refuse a layer that decompresses more than n times its size (default 1100)", positiveInteger)
-    .option("--unpack-workers <n>", "extraction threads (default: one per core; 0 uses the least memory)", nonNegativeInteger)
+    .option("--unpack-workers <n>", "extraction threads besides the main thread (default: one per core but one, at least one; 0 extracts in the main thread, using the least memory)", nonNegativeInteger)
     .option("--stall-timeout <seconds>", "resume a download that receives nothing for this long (default 30)", positiveInteger)
     .option("-q, --quiet", "print nothing but errors", false)
     .option("--skip-verify", "do not verify the registry's TLS certificate (insecure)", false)

@@ -98,6 +98,15 @@ export class OverlaySnapshotter implements Snapshotter {
     return join(found.dir, "fs");
   }
 
+  /** Flushes the filesystem holding active snapshot `key` (syncfs), where the store syncs data at all. */
+  async flush(key: string): Promise<void> {
+    const found = await this.#find(key);
+    if (!found || found.info.kind !== "active") throw errorOf("NotFound", `flush snapshot: no active snapshot "${key}"`);
+    if (!syncsData()) return;
+    const r = await execFile("sync", ["-f", join(found.dir, "fs")]);
+    if (r.code !== 0) throw errorOf("Internal", `flush snapshot "${key}": sync failed: ${r.stderr.trim()}`);
+  }
+
   /**
    * Freezes active snapshot `key` as committed `name`, atomically: its data is synced, its info rewritten,
    * then its directory renamed into committed/. AlreadyExists when `name` exists (the active one stays).
