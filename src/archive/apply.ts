@@ -34,6 +34,7 @@ import {
 } from "node:fs";
 import { lchown } from "node:fs/promises";
 import { resolve } from "node:path";
+import process from "node:process";
 import { TsctrError, errorOf, isErrno, type ErrorKind } from "../errdefs/mod.ts";
 import { makeDevice, makeFifo, setXattr } from "../platform/special_files.ts";
 import { oneLine, quote, type TarEntry } from "./tar_reader.ts";
@@ -53,6 +54,7 @@ export interface ApplyStats {
 }
 
 const WHITEOUT_PREFIX = ".wh.";
+const SETGID = 0o2000;
 const OPAQUE = ".wh..wh..opq";
 const MAX_SYMLINK_HOPS = 40;
 /** Linux limits: PATH_MAX (4096, with the NUL) and NAME_MAX; checked first so the error is clear. */
@@ -105,6 +107,11 @@ class Applier {
   readonly #dirs = new Map<string, string>();
   /** Directory mtimes to set once every entry is written, by real path. */
   readonly #dirTimes = new Map<string, number>();
+  /** Real paths of directories given the setgid bit (their new entries take the directory's group). */
+  readonly #setgidDirs = new Set<string>();
+  /** The owner and group a file this process creates gets (-1 where the runtime cannot tell: always chown). */
+  readonly #uid = process.geteuid?.() ?? -1;
+  readonly #gid = process.getegid?.() ?? -1;
   readonly stats: ApplyStats = { entries: 0, bytes: 0, whiteouts: 0, droppedXattrs: 0 };
 
   constructor(root: string, layer: string) {
@@ -140,12 +147,13 @@ class Applier {
     const linkTarget = e.type === "hardlink" ? await this.#linkTarget(e.linkname) : undefined;
     if (linkTarget === path) return; // a link to itself: nothing to do
 
+    // A regular file is created with O_EXCL, which finds anything in its way (most entries are files in a
+    // fresh directory: one lstat fewer each); other types look first.
+    if (e.type === "file") return this.#writeFile(path, parent, e);
     const existing = lstatOrUndefined(path);
     if (existing && !(existing.isDirectory() && e.type === "dir")) this.#remove(path, existing);
 
     switch (e.type) {
-      case "file":
-        return this.#writeFile(path, e);
       case "hardlink":
         // The target inode already carries the owner, mode and times.
         linkSync(linkTarget!, path);
@@ -166,10 +174,16 @@ class Applier {
         break;
     }
     // Only symlinks need the no-follow chown (and Deno has no lchownSync); nothing else here is a link.
-    if (e.type === "symlink") await lchown(path, e.uid, e.gid);
-    else chownSync(path, e.uid, e.gid);
+    if (this.#needsChown(e, parent)) {
+      if (e.type === "symlink") await lchown(path, e.uid, e.gid);
+      else chownSync(path, e.uid, e.gid);
+    }
     // chown clears setuid/setgid, so permission bits come after it; symlinks have no mode of their own.
     if (e.type !== "symlink") chmodSync(path, e.mode);
+    if (e.type === "dir") {
+      if (e.mode & SETGID) this.#setgidDirs.add(path);
+      else this.#setgidDirs.delete(path);
+    }
     await this.#xattrs(path, e);
     if (e.type === "dir") this.#dirTimes.set(path, boundTime(e.mtime));
     else lutimesSync(path, boundTime(e.mtime), boundTime(e.mtime));
@@ -220,16 +234,34 @@ class Applier {
     await makeDevice(path, "char", 0, 0, 0);
   }
 
-  async #writeFile(path: string, e: TarEntry): Promise<void> {
-    // O_EXCL|O_NOFOLLOW: never write through anything that appeared at `path`.
-    const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  /**
+   * Whether a new entry needs chown: not when it has the owner a new file gets anyway (tsctr's own user and
+   * group, in a directory without the setgid bit), which is every root-owned entry of most layers.
+   */
+  #needsChown(e: TarEntry, parent: string): boolean {
+    return e.uid !== this.#uid || e.gid !== this.#gid || this.#setgidDirs.has(parent);
+  }
+
+  async #writeFile(path: string, parent: string, e: TarEntry): Promise<void> {
+    // O_EXCL|O_NOFOLLOW: never write through anything at `path`; what is there is removed first (an earlier
+    // entry of the same name, or a directory a later file replaces, as GNU tar does).
+    const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+    let fd: number;
+    try {
+      fd = openSync(path, flags, 0o600);
+    } catch (err) {
+      const existing = isErrno(err, "EEXIST") ? lstatOrUndefined(path) : undefined;
+      if (!existing) throw err;
+      this.#remove(path, existing);
+      fd = openSync(path, flags, 0o600);
+    }
     try {
       for await (const chunk of e.body) {
         let off = 0;
         while (off < chunk.length) off += writeSync(fd, chunk, off, chunk.length - off);
         this.stats.bytes += chunk.length;
       }
-      fchownSync(fd, e.uid, e.gid);
+      if (this.#needsChown(e, parent)) fchownSync(fd, e.uid, e.gid);
       fchmodSync(fd, e.mode);
       await this.#xattrs(path, e);
       futimesSync(fd, boundTime(e.mtime), boundTime(e.mtime));

@@ -112,6 +112,10 @@ async function buildSources(root: string): Promise<string[]> {
   file(join(l1, "opaque", "a"), "a\n");
   file(join(l1, "opaque", "b", "deep"), "deep\n");
   file(join(l1, "replaced", "inner"), "inner\n");
+  // A setgid directory of another group: a root-owned entry inside must still end up 0:0, not take its group.
+  dir(join(l1, "shared"), 0o2775, [0, 50]);
+  file(join(l1, "shared", "rootfile"), "root\n", 0o644, [0, 0]);
+  dir(join(l1, "shared", "sub"), 0o755, [0, 0]);
 
   const l2 = join(root, "l2");
   dir(join(l2, "gone"));
@@ -313,6 +317,38 @@ test("names with .. and absolute names land inside the layer, never on the host"
   assert.equal(readFileSync(join(m!.source, "tmp", `tsctr-escape-${tag}`), "utf8"), "escaped?\n");
   assert.equal(readFileSync(join(m!.source, "etc", `tsctr-abs-${tag}`), "utf8"), "absolute?\n");
   await f.snapshotter.remove("trav-view");
+  await assertNoLeftovers(f);
+});
+
+test("within one layer a later entry replaces an earlier one of the same name, whatever it was", async () => {
+  const f = await setup();
+  const src = join(f.work, "dups");
+  file(join(src, "f"), "first\n");
+  file(join(src, "d", "inner"), "inner\n");
+  mkdirSync(join(src, "l-target"), { recursive: true });
+  symlinkSync("l-target", join(src, "l"));
+  const layer = await storeLayer(f, src, { gzip: false, members: ["f", "d", "l", "l-target"] });
+  // Append second versions under the same names: a file over a file, over a directory, over a symlink.
+  rmSync(join(src, "d"), { recursive: true });
+  rmSync(join(src, "l"));
+  file(join(src, "f"), "second\n", 0o600);
+  file(join(src, "d"), "now a file\n");
+  file(join(src, "l"), "not a link\n");
+  execFileSync("tar", ["--format=posix", "--numeric-owner", "-rf", layer.tar, "-C", src, "f", "d", "l"]);
+  const raw = readFileSync(layer.tar);
+  const desc: Descriptor = { mediaType: MediaTypes.ociLayer, digest: await digestOf(raw), size: raw.length };
+  await f.content.writeBytes(raw, { digest: desc.digest, size: desc.size });
+  await unpackLayers({ content: f.content, snapshotter: f.snapshotter, layers: [desc], diffIds: [desc.digest], imageRef: "test/dups" });
+  const [m] = await f.snapshotter.view("dups-view", desc.digest);
+  const root = m!.source;
+  assert.equal(readFileSync(join(root, "f"), "utf8"), "second\n");
+  assert.equal(lstatSync(join(root, "f")).mode & 0o7777, 0o600);
+  assert.ok(lstatSync(join(root, "d")).isFile(), "the directory was replaced by the file");
+  assert.equal(readFileSync(join(root, "d"), "utf8"), "now a file\n");
+  assert.ok(lstatSync(join(root, "l")).isFile(), "the symlink was replaced, not written through");
+  assert.equal(readFileSync(join(root, "l"), "utf8"), "not a link\n");
+  assert.deepEqual(readdirSync(join(root, "l-target")), [], "nothing was written through the old symlink");
+  await f.snapshotter.remove("dups-view");
   await assertNoLeftovers(f);
 });
 
