@@ -205,16 +205,35 @@ async function fetchAndExtract(o: LayerPipelineOptions, i: number, signal: Abort
   }
 }
 
-/** Downloads a layer blob into the content store without extracting it. */
+/**
+ * Downloads a layer blob into the content store without extracting it, resuming like the main path: a
+ * partial ingest left by an earlier pull is re-hashed and continued, and a broken transfer continues from
+ * the byte it reached.
+ */
 async function fetchBlobOnly(o: LayerPipelineOptions, layer: Descriptor, signal: AbortSignal): Promise<void> {
-  const w = await o.content.writer(`pull-${layer.digest}`, { digest: layer.digest, size: layer.size });
+  const base = { type: "blob", digest: layer.digest, mediaType: layer.mediaType, size: layer.size } as const;
+  const w = await o.content.writer(`pull-${layer.digest}`, { digest: layer.digest, size: layer.size }, { resume: true });
+  const kept = w.offset;
   try {
-    const body = await o.registry.fetchBlob(o.ref, layer);
-    for await (const chunk of body.pipeThrough(new TransformStream(), { signal })) await w.write(chunk);
+    if (kept > 0) {
+      o.emit({ type: "resume", digest: layer.digest, offset: kept, size: layer.size });
+      for await (const _ of w.replay()) {
+        // the kept bytes are hashed again as they are read back
+      }
+    }
+    const network = resumableBlob(o.registry, o.ref, layer, {
+      offset: kept,
+      policy: o.retry,
+      signal,
+      onRetry: (r) => o.emit({ type: "retry", digest: layer.digest, reason: r.reason, delayMs: r.delayMs, offset: r.offset, size: layer.size }),
+    });
+    for await (const chunk of network) await w.write(chunk);
     await w.commit();
-    o.emit({ type: "blob", digest: layer.digest, mediaType: layer.mediaType, size: layer.size, status: "done", offset: layer.size });
+    o.emit({ ...base, status: "done", offset: layer.size });
   } catch (e) {
-    await w.abort();
+    // As in fetchAndExtract: a prefix stopped by the network is kept for the next pull, anything else dropped.
+    const keep = !isDiskFull(e) && !isKind(e, "DataLoss") && (isKind(e, "Unavailable") || signal.aborted);
+    await (keep ? w.suspend() : w.abort()).catch(() => {});
     throw signal.aborted ? signal.reason : e;
   }
 }

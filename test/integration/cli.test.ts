@@ -4,7 +4,8 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readdir, readFile, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startRegistry, htpasswdLine, type TestRegistry } from "../helpers/registry.ts";
 import { layerFromFiles, pushBusyboxImage, pushBusyboxIndex, pushImage, busyboxRootfsLayer } from "../helpers/oci_builder.ts";
@@ -139,6 +140,18 @@ test("pull and run end to end", async (t) => {
         assert.ok(layerHex.length >= 1, "the layer blob is absent from the lean store");
         const run = await lean(["run", "--rm", ref, "c-lean", "echo", "lean"]);
         assert.equal(run.stdout, "lean\n", run.stderr);
+        // A pull that keeps blobs fetches the missing ones again (the layers are unpacked already), so the
+        // image can be exported.
+        const again = await lean(["pull", "--plain-http", ref]);
+        assert.equal(again.code, 0, again.stderr);
+        assert.deepEqual((await blobFiles(lean)).sort(), (await blobFiles(tsctr)).sort(), "every blob is back");
+        const outDir = await mkdtemp(join(tmpdir(), "lean-export-"));
+        try {
+          const exported = await lean(["images", "export", join(outDir, "lean.tar"), ref]);
+          assert.equal(exported.code, 0, exported.stderr);
+        } finally {
+          await rm(outDir, { recursive: true, force: true });
+        }
       } finally {
         await lean.cleanup();
       }
