@@ -23,6 +23,8 @@ export interface Timed {
   ms: number;
   /** Peak resident set size of the command in KiB (only with `rss`). */
   maxRssKb?: number;
+  /** CPU time of the command and its children, user + system, in milliseconds (only with `rss`). */
+  cpuMs?: number;
   code: number;
   /** For each mark: ms from spawn until its pattern first (or, for lastMarks, last) matched the output. */
   marks: Record<string, number>;
@@ -75,7 +77,7 @@ export async function timeCommand(cmd: string, args: string[], opts: TimeOptions
     rssFile = join(rssDir, `${process.pid}-${Math.random().toString(36).slice(2)}`);
     await writeFile(rssFile, "");
     file = TIME_BIN;
-    argv = ["-f", "%e %M", "-o", rssFile, "--", cmd, ...args];
+    argv = ["-f", "%e %M %U %S", "-o", rssFile, "--", cmd, ...args];
   }
   const marks: Record<string, number> = {};
   const patterns = Object.entries(opts.marks ?? {});
@@ -116,8 +118,11 @@ export async function timeCommand(cmd: string, args: string[], opts: TimeOptions
     const text = await readFile(rssFile, "utf8").catch(() => "");
     await rm(rssFile, { force: true });
     // /usr/bin/time writes "Command exited with non-zero status N" before the format line on failure.
-    const m = /(\d+(?:\.\d+)?) (\d+)\s*$/.exec(text.trim());
-    if (m) result.maxRssKb = Number(m[2]);
+    const m = /(\d+(?:\.\d+)?) (\d+) (\d+(?:\.\d+)?) (\d+(?:\.\d+)?)\s*$/.exec(text.trim());
+    if (m) {
+      result.maxRssKb = Number(m[2]);
+      result.cpuMs = (Number(m[3]) + Number(m[4])) * 1000;
+    }
   }
   return result;
 }
@@ -173,6 +178,14 @@ export async function procMemory(pid: number): Promise<{ rssKb: number; hwmKb: n
   const status = await readFile(`/proc/${pid}/status`, "utf8");
   const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN);
   return { rssKb: field("VmRSS"), hwmKb: field("VmHWM") };
+}
+
+/** CPU time a running process has used so far, user + system, in milliseconds (clock ticks of 10 ms). */
+export async function procCpuMs(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+  // Fields after the command name (which may hold spaces, so split after its closing parenthesis).
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) * 10;
 }
 
 /** Resets a process's VmHWM to its current RSS (clear_refs 5), so the next read shows the peak since now. */

@@ -32,7 +32,7 @@ import { serveBusybox, serveDevbench, devbenchLayers, missingFixtureTools, BENCH
 import { engineMicro, layerCorpus, usrCorpus, type EngineCorpus, type MicroResults, type ThroughputResult } from "./micro.ts";
 import {
   TIME_BIN, canDropCaches, cleanupMeasure, dropCaches, killRunning, max, median, min, procMemory, ratios,
-  resetPeakRss, timeOk, type Pair, type Timed,
+  procCpuMs, resetPeakRss, timeOk, type Pair, type Timed,
 } from "./measure.ts";
 
 const REPO = resolve(import.meta.dirname, "..", "..");
@@ -220,6 +220,8 @@ interface PullSample {
    */
   downloadedMs?: number;
   clientRssKb?: number;
+  /** CPU time (user + system) of the client, and for containerd of its daemon during the pull too. */
+  cpuMs?: number;
   /** containerd only: the daemon's peak RSS during the pull, and its RSS growth over it. */
   daemonPeakKb?: number;
   daemonGrowthKb?: number;
@@ -248,7 +250,7 @@ async function coldPulls(exe: string, ctd: PrivateContainerd, image: FixtureImag
       lastMarks: { downloaded: /layer-[0-9a-f]+: done \d/ },
       timeoutMs: opts.timeoutMs,
     });
-    const sample = { ms: t.ms, downloadedMs: t.marks.downloaded, clientRssKb: t.maxRssKb, diskKb: await duKb(root) };
+    const sample = { ms: t.ms, downloadedMs: t.marks.downloaded, clientRssKb: t.maxRssKb, cpuMs: t.cpuMs, diskKb: await duKb(root) };
     if (i >= 0) log(`  round ${i + 1}: tsctr pull ${fmtS(t.ms)}`);
     return sample;
   };
@@ -257,6 +259,7 @@ async function coldPulls(exe: string, ctd: PrivateContainerd, image: FixtureImag
     await dropCaches();
     const peakReset = await resetPeakRss(ctd.pid);
     const before = await procMemory(ctd.pid);
+    const daemonCpuBefore = await procCpuMs(ctd.pid);
     const t: Timed = await timeOk(`ctr images pull ${image.ref}`, "ctr", ["-a", ctd.sock, "images", "pull", "--plain-http", image.ref], {
       rss: true,
       // ctr fetches every blob before it starts unpacking.
@@ -264,6 +267,7 @@ async function coldPulls(exe: string, ctd: PrivateContainerd, image: FixtureImag
       timeoutMs: opts.timeoutMs,
     });
     const after = await procMemory(ctd.pid);
+    const daemonCpu = (await procCpuMs(ctd.pid)) - daemonCpuBefore;
     const snapshots = (await ctd.ctr(["snapshots", "ls"])).stdout.trim().split("\n").length - 1;
     if (snapshots < image.layers) throw new Error(`ctr images pull left ${snapshots} snapshots for ${image.layers} layers: it did not unpack`);
     if (i >= 0) log(`  round ${i + 1}: ctr pull   ${fmtS(t.ms)}`);
@@ -271,6 +275,7 @@ async function coldPulls(exe: string, ctd: PrivateContainerd, image: FixtureImag
       ms: t.ms,
       downloadedMs: t.marks.downloaded,
       clientRssKb: t.maxRssKb,
+      cpuMs: t.cpuMs === undefined ? undefined : t.cpuMs + daemonCpu,
       daemonPeakKb: peakReset ? after.hwmKb : undefined,
       daemonGrowthKb: after.rssKb - before.rssKb,
       diskKb: await duKb(join(ctd.dir, "root")),
@@ -515,6 +520,7 @@ async function main(): Promise<void> {
   const daemonGrowth = pulls.map((p) => p.containerd.daemonGrowthKb).filter((x): x is number => x !== undefined);
   const combined = field(pulls, (s) => (s.daemonPeakKb === undefined ? s.clientRssKb : s.clientRssKb === undefined ? undefined : s.clientRssKb + s.daemonPeakKb));
   const disk = field(pulls, (s) => s.diskKb);
+  const cpu = field(pulls, (s) => s.cpuMs);
 
   const rows: Row[] = [
     pairRow(`cold pull ${imageName} (N=${pulls.length})`, pullMs, fmtS, opts.quick ? undefined : 0.6),
@@ -530,6 +536,7 @@ async function main(): Promise<void> {
     },
     pairRow("  peak RSS, client + daemon", combined, fmtMB),
     pairRow("  disk used after the pull", disk, fmtMB),
+    pairRow("  CPU time, user + sys (ctr + daemon)", cpu, fmtS),
     pairRow(`start-up: version (N=${startup.length})`, startup, fmtMs),
     pairRow(`start-up after drop_caches (N=${coldStartup.length})`, coldStartup, fmtMs),
     pairRow(`run --rm busybox true (N=${run.length})`, run, fmtMs, 1.0),
