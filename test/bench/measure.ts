@@ -180,12 +180,16 @@ export async function procMemory(pid: number): Promise<{ rssKb: number; hwmKb: n
   return { rssKb: field("VmRSS"), hwmKb: field("VmHWM") };
 }
 
-/** CPU time a running process has used so far, user + system, in milliseconds (clock ticks of 10 ms). */
+/**
+ * CPU time a running process and its finished children (containerd's unpigz) have used so far, user +
+ * system, in milliseconds (clock ticks of 10 ms).
+ */
 export async function procCpuMs(pid: number): Promise<number> {
   const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-  // Fields after the command name (which may hold spaces, so split after its closing parenthesis).
+  // Fields after the command name (which may hold spaces, so split after its closing parenthesis):
+  // utime, stime, cutime, cstime are fields 14–17 of proc(5).
   const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(f[11]) + Number(f[12])) * 10;
+  return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * 10;
 }
 
 /** Resets a process's VmHWM to its current RSS (clear_refs 5), so the next read shows the peak since now. */
