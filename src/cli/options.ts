@@ -20,3 +20,13 @@ export function warnSkipVerify(): void {
 export function contextFrom(cmd: Command): Context {
   return new Context(globalOptions(cmd));
 }
+
+/** Runs `fn` with the command's client context and closes it afterwards, whether `fn` succeeds or throws. */
+export async function withContext<T>(cmd: Command, fn: (ctx: Context) => Promise<T>): Promise<T> {
+  const ctx = contextFrom(cmd);
+  try {
+    return await fn(ctx);
+  } finally {
+    await ctx.close();
+  }
+}

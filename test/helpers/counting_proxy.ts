@@ -7,8 +7,8 @@
  *   proxy.requests.filter((r) => r.method === "PATCH").length;
  *   await proxy.stop();
  */
-import { createServer, request } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer } from "node:http";
+import { forward, listenLocal } from "./forward.ts";
 
 export interface SeenRequest {
   method: string;
@@ -33,7 +33,6 @@ export interface CountingProxy {
  * `relativeLocations` it strips scheme and host from Location headers (as some registries send them).
  */
 export async function startCountingProxy(target: string, opts: { relativeLocations?: boolean } = {}): Promise<CountingProxy> {
-  const [targetHost, targetPort] = target.split(":");
   const requests: SeenRequest[] = [];
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://proxy");
@@ -41,22 +40,17 @@ export async function startCountingProxy(target: string, opts: { relativeLocatio
     const range = req.headers["content-range"];
     if (typeof range === "string") seen.contentRange = range;
     requests.push(seen);
-    const up = request({ host: targetHost, port: Number(targetPort), method: req.method, path: req.url, headers: req.headers }, (upRes) => {
+    req.on("data", (c: Uint8Array) => (seen.bytes += c.byteLength));
+    forward(req, res, target, req.headers, (upRes) => {
       seen.status = upRes.statusCode;
       const headers = { ...upRes.headers };
       if (opts.relativeLocations && headers.location) headers.location = headers.location.replace(/^https?:\/\/[^/]+/, "");
       res.writeHead(upRes.statusCode ?? 502, headers);
       upRes.pipe(res);
     });
-    up.on("error", () => res.destroy());
-    req.on("data", (c: Uint8Array) => (seen.bytes += c.byteLength));
-    req.on("aborted", () => up.destroy());
-    req.pipe(up);
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as AddressInfo).port;
   return {
-    host: `127.0.0.1:${port}`,
+    host: await listenLocal(server),
     requests,
     reset: () => void requests.splice(0),
     stop: () =>

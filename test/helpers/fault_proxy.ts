@@ -8,8 +8,8 @@
  *   await tsctr(["pull", "--plain-http", `${proxy.host}/repo:1`]);
  *   proxy.sent(layer.digest); // body bytes of that blob that left the proxy
  */
-import { createServer, request, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { forward, listenLocal } from "./forward.ts";
 
 export type Fault =
   /** Sends `after` bytes of the body, then closes the connection (the client gets all of them, then EOF). */
@@ -48,7 +48,6 @@ export interface FaultProxy {
 
 /** Starts a proxy to the plain-HTTP registry `upstream` ("127.0.0.1:PORT"). */
 export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
-  const [upHost, upPort] = upstream.split(":") as [string, string];
   const scripts = new Map<string, { faults: Fault[]; always?: Fault }>();
   const counts = new Map<string, number>();
   const listeners = new Map<string, (total: number) => void>();
@@ -74,17 +73,17 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
       res.writeHead(fault.status, headers).end(JSON.stringify({ errors: [{ code: "UNAVAILABLE", message: "injected fault" }] }));
       return;
     }
-    forward(req, res, digest, fault);
+    relay(req, res, digest, fault);
   });
 
-  const forward = (req: IncomingMessage, res: ServerResponse, digest: string | undefined, fault: Fault | undefined) => {
+  const relay = (req: IncomingMessage, res: ServerResponse, digest: string | undefined, fault: Fault | undefined) => {
     const headers = { ...req.headers, host: upstream };
     let bodyFault = fault;
     if (fault?.kind === "ignore-range") {
       delete headers.range;
       bodyFault = fault.then;
     }
-    const up = request({ host: upHost, port: Number(upPort), method: req.method, path: req.url, headers }, (upRes) => {
+    forward(req, res, upstream, headers, (upRes) => {
       const h = { ...upRes.headers };
       if (bodyFault?.kind === "short-length") h["content-length"] = String(bodyFault.length);
       res.writeHead(upRes.statusCode ?? 502, h);
@@ -121,14 +120,10 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
       });
       res.on("close", () => upRes.destroy());
     });
-    up.on("error", () => res.destroy());
-    req.pipe(up);
   };
 
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as AddressInfo).port;
   return {
-    host: `127.0.0.1:${port}`,
+    host: await listenLocal(server),
     requests,
     script(digest, faults, always) {
       scripts.set(digest, { faults: [...faults], always });

@@ -4,20 +4,9 @@
  */
 import { Command } from "commander";
 import process from "node:process";
-import { contextFrom } from "../options.ts";
+import { withContext } from "../options.ts";
 import { humanSize, table } from "../render.ts";
 import { ErrorKinds } from "../../errdefs/mod.ts";
-import type { Context } from "../../client/context.ts";
-
-/** Runs `fn` with the command's client context and closes it afterwards. */
-async function withContext(cmd: Command, fn: (ctx: Context) => Promise<void>): Promise<void> {
-  const ctx = contextFrom(cmd);
-  try {
-    await fn(ctx);
-  } finally {
-    await ctx.close();
-  }
-}
 
 export function checkCommand(): Command {
   return new Command("check")

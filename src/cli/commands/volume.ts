@@ -1,6 +1,6 @@
 /** `tsctr volume ls|create|rm`: named volumes under --root, shared by the containers that mount them. */
 import { Command } from "commander";
-import { contextFrom } from "../options.ts";
+import { withContext } from "../options.ts";
 import { table } from "../render.ts";
 
 export function volumeCommand(): Command {
@@ -11,9 +11,7 @@ export function volumeCommand(): Command {
     .option("-q, --quiet", "print only the names", false)
     .action(async (opts: { quiet: boolean }, cmd: Command) => {
       const { listVolumes } = await import("../../client/volumes.ts");
-      const ctx = contextFrom(cmd);
-      const list = await listVolumes(ctx);
-      await ctx.close();
+      const list = await withContext(cmd, (ctx) => listVolumes(ctx));
       if (opts.quiet) return void process.stdout.write(list.map((v) => `${v.name}\n`).join(""));
       const rows = [["VOLUME", "MOUNTPOINT", "USED BY"]];
       for (const v of list) rows.push([v.name, v.mountpoint, v.usedBy.join(",")]);
@@ -24,11 +22,12 @@ export function volumeCommand(): Command {
     .argument("<name...>", "volume names")
     .action(async (names: string[], _o: unknown, cmd: Command) => {
       const { createVolume } = await import("../../client/volumes.ts");
-      const ctx = contextFrom(cmd);
-      for (const name of names) {
-        await createVolume(ctx, name);
-        process.stdout.write(`${name}\n`);
-      }
+      await withContext(cmd, async (ctx) => {
+        for (const name of names) {
+          await createVolume(ctx, name);
+          process.stdout.write(`${name}\n`);
+        }
+      });
     });
   c.command("rm")
     .alias("remove")
@@ -36,12 +35,12 @@ export function volumeCommand(): Command {
     .argument("<name...>", "volume names")
     .action(async (names: string[], _o: unknown, cmd: Command) => {
       const { removeVolume } = await import("../../client/volumes.ts");
-      const ctx = contextFrom(cmd);
-      for (const name of names) {
-        await removeVolume(ctx, name);
-        process.stdout.write(`${name}\n`);
-      }
-      await ctx.close();
+      await withContext(cmd, async (ctx) => {
+        for (const name of names) {
+          await removeVolume(ctx, name);
+          process.stdout.write(`${name}\n`);
+        }
+      });
     });
   return c;
 }
