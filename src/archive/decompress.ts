@@ -37,7 +37,7 @@ export function sniffCompression(head: Uint8Array): Compression {
  */
 export async function decompress(
   blob: ReadableStream<Uint8Array>,
-  opts: { mediaType?: string; what?: string; tap?: (chunk: Uint8Array) => void; views?: boolean } = {},
+  opts: { mediaType?: string; what?: string; tap?: (chunk: Uint8Array) => void; views?: boolean; ownsInput?: boolean } = {},
 ): Promise<ReadableStream<Uint8Array>> {
   const what = opts.what ?? "layer";
   const reader = blob.getReader();
@@ -80,12 +80,12 @@ export async function decompress(
   const views = opts.views ?? true;
   if (compression === "gzip") {
     return decompressEngine() === "wasm"
-      ? decoderStream(replay, () => new WasmInflater({ what }), { views, tap, what })
+      ? decoderStream(replay, () => new WasmInflater({ what }), { views, tap, what, ownsInput: opts.ownsInput })
       : viaZlib(zlib.createGunzip({ chunkSize: 128 * 1024 }), replay, what, "gzip", tap);
   }
   // zstd always on the WASM engine: 1.3–1.8× node:zlib's decoder here, which Deno lacks and which (Node 24.21)
   // stops at the first skippable frame.
-  if (compression === "zstd") return decoderStream(replay, () => new ZstdDecoder({ what }), { views, tap, what });
+  if (compression === "zstd") return decoderStream(replay, () => new ZstdDecoder({ what }), { views, tap, what, ownsInput: opts.ownsInput });
   return tap ? replay.pipeThrough(new TransformStream({ transform: (c, ctl) => (tap(c), ctl.enqueue(c)) })) : replay;
 }
 

@@ -195,7 +195,9 @@ async function fetchAndExtract(o: LayerPipelineOptions, i: number, signal: Abort
     });
     // The kept bytes (hashed again as they are read back) and then the network's: one stream for the extractor.
     const body = concatStreams(writer && kept > 0 ? [writer.replay(), network.pipeThrough(tap)] : [network.pipeThrough(tap)], (e) => (sourceError ??= e));
-    const { key } = await extractLayer(o.snapshotter, body.pipeThrough(new TransformStream(), { signal }), layer, o.diffIds[i]!, o.ref.toString(), { workers: onWorker(layer, workers), limits: o.limits });
+    // Nothing holds the network's (or the replay's) buffers once the sink has them: the decoder frees each as
+    // soon as it has taken it, instead of leaving tens of MB for the garbage collector.
+    const { key } = await extractLayer(o.snapshotter, body.pipeThrough(new TransformStream(), { signal }), layer, o.diffIds[i]!, o.ref.toString(), { workers: onWorker(layer, workers), limits: o.limits, ownsInput: true });
     try {
       await sink.commit();
     } catch (e) {

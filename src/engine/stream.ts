@@ -49,6 +49,23 @@ export interface DecoderStreamOptions {
   tap?: (chunk: Uint8Array) => void;
   /** Names the data in the error for a stream that ends before the decoder is done. */
   what?: string;
+  /** The input's chunks are the decoder's alone: each one's memory is freed once the decoder has taken it. */
+  ownsInput?: boolean;
+}
+
+/**
+ * Frees the memory of `chunk` now (detaching its ArrayBuffer) where the chunk is a whole buffer of its own,
+ * instead of when the garbage collector finds it: a pull's network buffers otherwise pile up by tens of MB.
+ * The caller guarantees nothing else holds a view of it. Partial views and other buffers are left alone.
+ */
+export function freeChunk(chunk: Uint8Array): void {
+  const buf = chunk.buffer as ArrayBuffer & { transfer?: (length: number) => ArrayBuffer };
+  if (chunk.byteOffset !== 0 || chunk.byteLength !== buf.byteLength || chunk.byteLength < 4096 || typeof buf.transfer !== "function") return;
+  try {
+    buf.transfer(0);
+  } catch {
+    // not detachable (e.g. WebAssembly memory): the garbage collector frees it
+  }
 }
 
 /**
@@ -59,6 +76,8 @@ export function decoderStream(input: ReadableStream<Uint8Array>, open: () => Vie
   const reader = input.getReader();
   let decoder: ViewDecoder | undefined;
   let pending: Uint8Array | undefined;
+  /** The input chunk `pending` is a part of. */
+  let fed: Uint8Array | undefined;
   let inputDone = false;
   const release = () => {
     decoder?.close();
@@ -86,7 +105,13 @@ export function decoderStream(input: ReadableStream<Uint8Array>, open: () => Vie
             }
             if (pending !== undefined) {
               const n = dec.feed(pending);
-              pending = n === pending.length ? undefined : pending.subarray(n);
+              if (n < pending.length) pending = pending.subarray(n);
+              else {
+                pending = undefined;
+                // The decoder has copied all of it into engine memory.
+                if (opts.ownsInput) freeChunk(fed!);
+                fed = undefined;
+              }
               continue;
             }
             if (inputDone) throw errorOf("DataLoss", `decompress ${opts.what ?? "stream"}: the compressed data ends early`);
@@ -95,7 +120,7 @@ export function decoderStream(input: ReadableStream<Uint8Array>, open: () => Vie
               inputDone = true;
               dec.finish();
             } else if (r.value.length > 0) {
-              pending = r.value;
+              pending = fed = r.value;
             }
           }
         } catch (e) {

@@ -17,6 +17,8 @@ export interface ExtractTarget {
   mediaType: string;
   /** Decompression-bomb ceilings; the defaults apply where absent. */
   limits?: Partial<LayerLimits>;
+  /** The source's chunks belong to the extraction alone (freed as soon as they are decompressed). */
+  ownsInput?: boolean;
 }
 
 /** How far a layer may decompress before it is refused as a decompression bomb. */
@@ -69,7 +71,7 @@ export async function decompressLayer(
     }
     opts.tap?.(chunk);
   };
-  return await decompress(counted, { mediaType: target.mediaType, what, tap, views: opts.views });
+  return await decompress(counted, { mediaType: target.mediaType, what, tap, views: opts.views, ownsInput: target.ownsInput });
 }
 
 /**

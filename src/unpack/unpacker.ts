@@ -45,13 +45,13 @@ export async function extractLayer(
   layer: Descriptor,
   diffId: Digest,
   imageRef: string,
-  opts: { workers?: ExtractWorkers; limits?: Partial<LayerLimits> } = {},
+  opts: { workers?: ExtractWorkers; limits?: Partial<LayerLimits>; ownsInput?: boolean } = {},
 ): Promise<ExtractedLayer> {
   const what = `layer ${layer.digest}`;
   const key = `extract-${randomBytes(8).toString("hex")} ${diffId}`;
   await snapshotter.prepare(key);
   try {
-    const target = { dir: await snapshotter.upperDir(key), digest: layer.digest, mediaType: layer.mediaType, limits: opts.limits };
+    const target = { dir: await snapshotter.upperDir(key), digest: layer.digest, mediaType: layer.mediaType, limits: opts.limits, ownsInput: opts.ownsInput };
     const { diffId: got, stats } = opts.workers ? await opts.workers.run(source, target) : await inThisThread(() => extractInto(source, target));
     if (got !== diffId) {
       throw errorOf("DataLoss", `unpack ${imageRef} ${what}: uncompressed digest ${got} does not match diffID ${diffId} from the image config`);

@@ -5,6 +5,8 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import process from "node:process";
 import { describe, it } from "node:test";
@@ -88,6 +90,37 @@ describe("single executables", () => {
 
   it("dist/tsctr-linux-amd64 pulls a multi-arch index and runs the amd64 container", async () => {
     await pullAndRun("amd64", "x86_64");
+  });
+
+  it("dist/tsctr-linux-amd64 pull re-executes itself once with glibc's streaming malloc settings (not with TSCTR_MALLOC=default)", async () => {
+    const exe = path.join(ROOT, "dist", "tsctr-linux-amd64");
+    const reg = await startRegistry();
+    const dir = await mkdtemp(path.join(tmpdir(), "tsctr-malloc-"));
+    try {
+      await pushBusyboxIndex(reg.host, "busybox", "1");
+      // Every execve of the executable, with its environment (-v), as the kernel saw it.
+      const execs = async (env: NodeJS.ProcessEnv, log: string): Promise<string[]> => {
+        const run = await makeTsctr([exe], { wrap: ["strace", "-f", "-qq", "-v", "-s", "200", "-e", "trace=execve", "-o", log] });
+        try {
+          const pulled = await run(["pull", "-q", "--plain-http", `${reg.host}/busybox:1`], { env });
+          assert.equal(pulled.code, 0, pulled.stderr);
+          const lines = readFileSync(log, "utf8").split("\n").filter((l) => l.includes(`execve("${exe}"`) && l.endsWith("= 0"));
+          assert.equal((await run(["images", "ls", "-q"])).stdout.trim(), `${reg.host}/busybox:1`);
+          return lines;
+        } finally {
+          await run.cleanup();
+        }
+      };
+      const lean = await execs(process.env, path.join(dir, "lean"));
+      assert.equal(lean.length, 2, lean.join("\n"));
+      assert.doesNotMatch(lean[0]!, /GLIBC_TUNABLES/);
+      assert.match(lean[1]!, /"GLIBC_TUNABLES=glibc\.malloc\.mmap_threshold=65536:glibc\.malloc\.arena_max=1"/);
+      const plain = await execs({ ...process.env, TSCTR_MALLOC: "default" }, path.join(dir, "default"));
+      assert.equal(plain.length, 1, plain.join("\n"));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+      await reg.stop();
+    }
   });
 
   it("dist/tsctr-linux-arm64 under qemu pulls the arm64 image from the same index and runs it", async () => {

@@ -9,6 +9,7 @@ import { Buffer } from "node:buffer";
 import zlib from "node:zlib";
 import { createGunzip, gunzipStream, WasmInflater } from "../../src/engine/inflate.ts";
 import { preferredVariant } from "../../src/engine/wasm.ts";
+import { decoderStream } from "../../src/engine/stream.ts";
 import { TsctrError } from "../../src/errdefs/mod.ts";
 import { BitWriter, CONFIGS, compressible, gzipMember, Rng, wasmGunzip } from "../helpers/engine_gzip.ts";
 
@@ -212,4 +213,31 @@ test("gunzipStream and createGunzip deliver the data with back-pressure and fail
   const first = await reader.read();
   assert.ok(first.value && first.value.length <= 256 * 1024);
   await reader.cancel();
+});
+
+test("a decoder that owns its input frees each whole input chunk once taken, and only those", async () => {
+  const data = compressible(new Rng(7), 3 << 20);
+  const gz = zlib.gzipSync(data);
+  // Whole chunks of their own (as a socket delivers them) and one view into a larger buffer.
+  const whole = [0, 1, 2].map((i) => new Uint8Array(gz.subarray(i * 65536, (i + 1) * 65536)));
+  const shared = new Uint8Array(gz.length + 16);
+  shared.set(gz.subarray(3 * 65536), 8);
+  const partial = shared.subarray(8, 8 + gz.length - 3 * 65536);
+  const decode = async (ownsInput: boolean, chunks: Uint8Array[]) => {
+    const input = new ReadableStream<Uint8Array>({
+      start(c) {
+        for (const chunk of chunks) c.enqueue(chunk);
+        c.close();
+      },
+    });
+    const out: Uint8Array[] = [];
+    for await (const c of decoderStream(input, () => new WasmInflater(), { ownsInput })) out.push(c);
+    return Buffer.concat(out);
+  };
+  assert.ok((await decode(true, [...whole, partial])).equals(data));
+  assert.deepEqual(whole.map((c) => c.buffer.byteLength), [0, 0, 0], "whole chunks are freed");
+  assert.equal(shared.byteLength, gz.length + 16, "a view into a larger buffer is left alone");
+  const kept = [0, 1].map((i) => new Uint8Array(gz.subarray(i * 65536, (i + 1) * 65536)));
+  assert.ok((await decode(false, [...kept, new Uint8Array(gz.subarray(2 * 65536))])).equals(data));
+  assert.deepEqual(kept.map((c) => c.buffer.byteLength), [65536, 65536], "without ownsInput nothing is freed");
 });

@@ -1,5 +1,6 @@
 /** `tsctr pull [--platform P] [--plain-http] REF`: fetch an image and unpack it. */
 import { Command } from "commander";
+import { useStreamingMalloc } from "../../platform/malloc.ts";
 import { contextFrom, warnSkipVerify } from "../options.ts";
 import { nonNegativeInteger, positiveInteger } from "../parse.ts";
 
@@ -18,6 +19,7 @@ export function pullCommand(): Command {
     .option("--skip-verify", "do not verify the registry's TLS certificate (insecure)", false)
     .option("-u, --user <user:password>", "credentials for the registry (instead of config.json's)")
     .action(async (ref: string, opts: { platform?: string; plainHttp: boolean; quiet: boolean; skipVerify: boolean; user?: string; discardBlobs: boolean; maxLayerSize?: number; maxLayerRatio?: number; unpackWorkers?: number; stallTimeout?: number }, cmd: Command) => {
+      useStreamingMalloc();
       const { pull } = await import("../../client/pull.ts");
       const { hostPlatform, parsePlatform } = await import("../../images/platform.ts");
       const { pullProgress } = await import("../progress.ts");
