@@ -15,7 +15,7 @@ import type { Descriptor } from "../images/types.ts";
 import { resumableBlob, type RegistryClient, type Reference, type RetryPolicy } from "../registry/mod.ts";
 import type { Snapshotter } from "../snapshots/types.ts";
 import { commitLayer, extractLayer } from "../unpack/unpacker.ts";
-import { ExtractWorkers, defaultWorkerCount } from "../unpack/workers.ts";
+import { ExtractWorkers } from "../unpack/workers.ts";
 import type { LayerLimits } from "../unpack/extract.ts";
 import type { PullEvent } from "./pull.ts";
 
@@ -32,7 +32,10 @@ export interface LayerPipelineOptions {
   concurrency: number;
   /** Decompression-bomb ceilings per layer. */
   limits?: Partial<LayerLimits>;
-  /** Extraction worker threads (default: defaultWorkerCount(); 0 extracts in this thread, using less memory). */
+  /**
+   * Extraction worker threads (default 0: every layer is extracted in this thread, which keeps a pull's peak
+   * RSS near 100 MB; each worker costs ~25 MB and takes the hashing, parsing and file writes of big layers).
+   */
   workers?: number;
   retry?: Partial<RetryPolicy>;
   emit: (e: PullEvent) => void;
@@ -72,7 +75,7 @@ function onWorker(layer: Descriptor, workers: ExtractWorkers | undefined): Extra
 
 /** Fetches, verifies, extracts and commits every layer not yet unpacked; resolves when all are committed. */
 export async function pullLayers(o: LayerPipelineOptions): Promise<void> {
-  const workers = ExtractWorkers.create(Math.min(o.concurrency, o.layers.length, o.workers ?? defaultWorkerCount()));
+  const workers = ExtractWorkers.create(Math.min(o.concurrency, o.layers.length, o.workers ?? 0));
   try {
     await pullLayersWith(o, workers);
   } finally {

@@ -30,7 +30,7 @@ interface Slot {
   jobs: Map<number, Pending>;
 }
 
-/** The default pool size: the caller's thread decompresses, so one worker per remaining core (at least one). */
+/** A pool that uses every core: the caller's thread decompresses, so one worker per remaining core (at least one). */
 export function defaultWorkerCount(): number {
   return Math.max(1, os.availableParallelism() - 1);
 }

@@ -51,7 +51,9 @@ const USAGE = `usage: node test/bench/run.ts [--rounds N] [--quick] [--timeout S
   --engine-corpus C   the gzip tar for the engine figures: a devbench layer (${DEVBENCH_LAYERS.map((l) => l.name).join(", ")};
                       default runtimes) or usr (a tar of /usr/share and /usr/lib, ~200 MB; 24 MB with --quick,
                       which uses it by default)
-  --micro-only        only the engine figures: no registry, containerd or pulls`;
+  --micro-only        only the engine figures: no registry, containerd or pulls
+  --pull-arg ARG      one more argument for every timed 'tsctr pull' (repeatable), e.g.
+                      --pull-arg=--unpack-workers --pull-arg=1`;
 
 interface Options {
   rounds: number;
@@ -64,6 +66,7 @@ interface Options {
   extractRounds: number;
   engineCorpus: string;
   microOnly: boolean;
+  pullArgs: string[];
 }
 
 function options(): Options {
@@ -79,6 +82,7 @@ function options(): Options {
       "extract-rounds": { type: "string" },
       "engine-corpus": { type: "string" },
       "micro-only": { type: "boolean", default: false },
+      "pull-arg": { type: "string", multiple: true },
       help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
@@ -104,6 +108,7 @@ function options(): Options {
     extractRounds: int("extract-rounds", values["extract-rounds"], values.quick ? 1 : 3),
     engineCorpus: engineCorpusName(values["engine-corpus"] ?? (values.quick ? "usr" : "runtimes")),
     microOnly: values["micro-only"],
+    pullArgs: values["pull-arg"] ?? [],
   };
 }
 
@@ -244,7 +249,7 @@ async function coldPulls(exe: string, ctd: PrivateContainerd, image: FixtureImag
   const tsctrPull = async (i: number): Promise<PullSample> => {
     await removeTree(join(base, "pull"));
     await dropCaches();
-    const t = await timeOk(`tsctr pull ${image.ref}`, ...tsctrCmd(exe, root, state, ["pull", "--plain-http", image.ref]), {
+    const t = await timeOk(`tsctr pull ${image.ref}`, ...tsctrCmd(exe, root, state, ["pull", "--plain-http", ...opts.pullArgs, image.ref]), {
       rss: true,
       // Its last blob "done" line: every layer is downloaded and verified (unpacking may overlap).
       lastMarks: { downloaded: /layer-[0-9a-f]+: done \d/ },
@@ -547,7 +552,7 @@ async function main(): Promise<void> {
   const lines: string[] = [];
   lines.push("");
   lines.push(`tsctr benchmark, ${started.toISOString()}`);
-  lines.push(`  tsctr ${revision} (${opts.exe}); containerd ${ctd.version || ctrVersion}, ctr ${ctrVersion}; ${cpus().length} CPUs; node ${process.versions.node}`);
+  lines.push(`  tsctr ${revision} (${opts.exe}${opts.pullArgs.length ? `; pull ${opts.pullArgs.join(" ")}` : ""}); containerd ${ctd.version || ctrVersion}, ctr ${ctrVersion}; ${cpus().length} CPUs; node ${process.versions.node}`);
   lines.push(
     `  ${imageName}: ${img.layers} layer(s), ${(img.compressedBytes / 1e6).toFixed(1)} MB compressed` +
       (img.tarBytes !== undefined ? `, ${(img.tarBytes / 1e6).toFixed(1)} MB uncompressed, ${img.entries} entries (${(img.fileBytes! / 1e6).toFixed(1)} MB of file data)` : ""),

@@ -189,7 +189,7 @@ test("a multi-layer image with whiteouts, hardlinks and odd modes runs with the 
     ]);
     await pushImage(reg.host, "layered", "1", { layers: [base, l1, l2], config: { config: { Cmd: ["/bin/sh"] } }, platform: { os: "linux", architecture: "amd64" } });
     const ref = `${reg.host}/layered:1`;
-    // in this thread (the other tests extract on worker threads) and with node:zlib (the others use WASM)
+    // with node:zlib (the others use WASM)
     assert.equal((await tsctr(["--decompress-engine", "native", "pull", "--plain-http", "--unpack-workers", "0", ref])).code, 0);
     assert.equal((await committedSnapshots(tsctr)).length, 3);
     const r = await tsctr(["run", "--rm", ref, "c-tree", "sh", "-c", "ls /data /opq; stat -c '%a %u:%g' /suid; stat -c '%h' /data/keep"]);
@@ -201,9 +201,9 @@ test("a multi-layer image with whiteouts, hardlinks and odd modes runs with the 
   }
 });
 
-test("layers extracted concurrently in one thread (--unpack-workers 0, WASM engine) keep every byte", async () => {
+test("layers extracted concurrently, in one thread (the default) or on a worker (--unpack-workers 1), keep every byte", async () => {
   const reg = await startRegistry();
-  const tsctr = await makeTsctr();
+  const stores: Tsctr[] = [];
   try {
     const layers = [await busyboxRootfsLayer("amd64")];
     const expected: string[] = [];
@@ -218,13 +218,17 @@ test("layers extracted concurrently in one thread (--unpack-workers 0, WASM engi
     }
     await pushImage(reg.host, "wide", "1", { layers, platform: { os: "linux", architecture: "amd64" } });
     const ref = `${reg.host}/wide:1`;
-    const p = await tsctr(["--decompress-engine", "wasm", "pull", "--plain-http", "--unpack-workers", "0", ref]);
-    assert.equal(p.code, 0, p.stderr);
-    const r = await tsctr(["run", "--rm", ref, "c-wide", "sh", "-c", "for l in 0 1 2; do for f in $(seq 0 39); do sha256sum /data/l$l/f$f; done; done"]);
-    assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(r.stdout.trim().split("\n"), expected);
+    for (const workers of [[], ["--unpack-workers", "1"]]) {
+      const tsctr = await makeTsctr();
+      stores.push(tsctr);
+      const p = await tsctr(["--decompress-engine", "wasm", "pull", "--plain-http", ...workers, ref]);
+      assert.equal(p.code, 0, p.stderr);
+      const r = await tsctr(["run", "--rm", ref, "c-wide", "sh", "-c", "for l in 0 1 2; do for f in $(seq 0 39); do sha256sum /data/l$l/f$f; done; done"]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(r.stdout.trim().split("\n"), expected, `with ${workers.join(" ") || "no workers"}`);
+    }
   } finally {
-    await tsctr.cleanup();
+    for (const tsctr of stores) await tsctr.cleanup();
     await reg.stop();
   }
 });

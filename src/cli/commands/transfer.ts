@@ -1,7 +1,7 @@
 /** `tsctr images export|import`: images to and from archives (OCI layout, Docker archive). */
 import { Command, Option } from "commander";
 import { errorOf } from "../../errdefs/mod.ts";
-import { useStreamingMalloc } from "../../platform/malloc.ts";
+import { useStreamingMemoryProfile } from "../../platform/memory_profile.ts";
 import { contextFrom } from "../options.ts";
 
 interface PlatformOpts {
@@ -44,7 +44,7 @@ export function importCommand(): Command {
     .option("--base-name <name>", "name for images named only by a tag (name:tag) or not at all")
     .option("--digests", "also name every image by digest (<base-name or import>@sha256:…)", false)
     .action(async (file: string, opts: PlatformOpts & { baseName?: string; digests: boolean }, cmd: Command) => {
-      useStreamingMalloc();
+      useStreamingMemoryProfile();
       const { importImages } = await import("../../client/import.ts");
       const ctx = contextFrom(cmd);
       try {
