@@ -10,6 +10,7 @@ import { errorOf } from "../errdefs/mod.ts";
 import { WasmInflater } from "../engine/inflate.ts";
 import { ZstdDecoder } from "../engine/zstd.ts";
 import { decoderStream } from "../engine/stream.ts";
+import type { Engine } from "../engine/wasm.ts";
 
 export { decompressEngine, setDecompressEngine, type DecompressEngine } from "../platform/engines.ts";
 
@@ -37,7 +38,7 @@ export function sniffCompression(head: Uint8Array): Compression {
  */
 export async function decompress(
   blob: ReadableStream<Uint8Array>,
-  opts: { mediaType?: string; what?: string; tap?: (chunk: Uint8Array) => void; views?: boolean; ownsInput?: boolean } = {},
+  opts: { mediaType?: string; what?: string; tap?: (chunk: Uint8Array) => void; views?: boolean; ownsInput?: boolean; engine?: Engine } = {},
 ): Promise<ReadableStream<Uint8Array>> {
   const what = opts.what ?? "layer";
   const reader = blob.getReader();
@@ -80,12 +81,12 @@ export async function decompress(
   const views = opts.views ?? true;
   if (compression === "gzip") {
     return decompressEngine() === "wasm"
-      ? decoderStream(replay, () => new WasmInflater({ what }), { views, tap, what, ownsInput: opts.ownsInput })
+      ? decoderStream(replay, () => new WasmInflater({ what, engine: opts.engine }), { views, tap, what, ownsInput: opts.ownsInput })
       : viaZlib(zlib.createGunzip({ chunkSize: 128 * 1024 }), replay, what, "gzip", tap);
   }
   // zstd always on the WASM engine: 1.3–1.8× node:zlib's decoder here, which Deno lacks and which (Node 24.21)
   // stops at the first skippable frame.
-  if (compression === "zstd") return decoderStream(replay, () => new ZstdDecoder({ what }), { views, tap, what, ownsInput: opts.ownsInput });
+  if (compression === "zstd") return decoderStream(replay, () => new ZstdDecoder({ what, engine: opts.engine }), { views, tap, what, ownsInput: opts.ownsInput });
   return tap ? replay.pipeThrough(new TransformStream({ transform: (c, ctl) => (tap(c), ctl.enqueue(c)) })) : replay;
 }
 

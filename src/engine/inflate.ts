@@ -56,6 +56,8 @@ export interface GunzipOptions {
   what?: string;
   /** Which engine build to use (default: SIMD when the runtime supports it). */
   variant?: EngineVariant;
+  /** The engine instance to run in (default: the shared one of `variant`; see privateEngine()). */
+  engine?: Engine;
   /** Who computes the CRC-32 of each member: the runtime's native CRC (default where it exists) or the engine. */
   crc?: "native" | "wasm";
 }
@@ -80,7 +82,7 @@ export class WasmInflater {
   #failure: Error | undefined;
 
   constructor(opts: GunzipOptions = {}) {
-    this.#engine = loadEngine(opts.variant);
+    this.#engine = opts.engine ?? loadEngine(opts.variant);
     this.#x = this.#engine.exports;
     this.#what = opts.what ? `gunzip ${opts.what}` : "gunzip";
     this.#st = this.#x.inf_new();

@@ -4,5 +4,5 @@
  */
 export { createGunzip, type GunzipOptions, gunzipStream, WasmInflater } from "./inflate.ts";
 export { createWasmSha256 } from "./sha256.ts";
-export { Engine, type EngineVariant, loadEngine, preferredVariant } from "./wasm.ts";
+export { Engine, type EngineVariant, loadEngine, preferredVariant, privateEngine } from "./wasm.ts";
 export { createZstdDecompress, ZstdDecoder, type ZstdOptions, zstdDecompressStream } from "./zstd.ts";

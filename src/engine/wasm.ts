@@ -84,6 +84,7 @@ export class Engine {
 }
 
 const engines = new Map<EngineVariant, Engine>();
+const modules = new Map<EngineVariant, WebAssembly.Module>();
 let preferred: EngineVariant | undefined;
 
 function moduleBytes(variant: EngineVariant): Uint8Array<ArrayBuffer> {
@@ -104,11 +105,24 @@ export function preferredVariant(): EngineVariant {
 export function loadEngine(variant: EngineVariant = preferredVariant()): Engine {
   let engine = engines.get(variant);
   if (engine === undefined) {
-    const bytes = moduleBytes(variant);
-    if (!WebAssembly.validate(bytes)) throw errorOf("NotImplemented", `load the ${variant} WebAssembly engine: this runtime does not support it`);
-    const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), {});
-    engine = new Engine(variant, instance.exports as unknown as EngineExports);
+    engine = privateEngine(variant);
     engines.set(variant, engine);
   }
   return engine;
+}
+
+/**
+ * A new engine instance with a memory of its own (about 1 MiB to start), for a decoder whose output views must
+ * stay valid while other decoders in the same thread start and grow their memory. Throws NotImplemented if
+ * the runtime cannot run the requested variant.
+ */
+export function privateEngine(variant: EngineVariant = preferredVariant()): Engine {
+  let module = modules.get(variant);
+  if (module === undefined) {
+    const bytes = moduleBytes(variant);
+    if (!WebAssembly.validate(bytes)) throw errorOf("NotImplemented", `load the ${variant} WebAssembly engine: this runtime does not support it`);
+    module = new WebAssembly.Module(bytes);
+    modules.set(variant, module);
+  }
+  return new Engine(variant, new WebAssembly.Instance(module, {}).exports as unknown as EngineExports);
 }

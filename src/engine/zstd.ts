@@ -69,6 +69,8 @@ export interface ZstdOptions {
   what?: string;
   /** Which engine build to use (default: SIMD when the runtime supports it). */
   variant?: EngineVariant;
+  /** The engine instance to run in (default: the shared one of `variant`; see privateEngine()). */
+  engine?: Engine;
   /** Largest frame window accepted, as a power of two (10-30; default 25, 32 MiB). Larger is DataLoss. */
   maxWindowLog?: number;
 }
@@ -102,7 +104,7 @@ export class ZstdDecoder {
   #done = false;
 
   constructor(opts: ZstdOptions = {}) {
-    this.#engine = loadEngine(opts.variant);
+    this.#engine = opts.engine ?? loadEngine(opts.variant);
     this.#x = this.#engine.exports as unknown as ZstdExports;
     this.#what = opts.what ? `zstd ${opts.what}` : "zstd";
     const log = opts.maxWindowLog ?? DEFAULT_MAX_WINDOW_LOG;

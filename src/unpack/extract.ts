@@ -7,6 +7,7 @@ import { applyLayer, type ApplyStats } from "../archive/apply.ts";
 import { decompress } from "../archive/decompress.ts";
 import { readTar } from "../archive/tar_reader.ts";
 import { createHasher, type Digest, type Hasher } from "../digest/mod.ts";
+import { type Engine, privateEngine } from "../engine/mod.ts";
 import { errorOf } from "../errdefs/mod.ts";
 
 export interface ExtractTarget {
@@ -47,7 +48,7 @@ export interface ExtractResult {
 export async function decompressLayer(
   source: ReadableStream<Uint8Array>,
   target: ExtractTarget,
-  opts: { views: boolean; tap?: (chunk: Uint8Array) => void },
+  opts: { views: boolean; tap?: (chunk: Uint8Array) => void; engine?: Engine },
 ): Promise<ReadableStream<Uint8Array>> {
   const what = `layer ${target.digest}`;
   const { maxBytes, maxRatio } = { ...DEFAULT_LIMITS, ...target.limits };
@@ -71,7 +72,7 @@ export async function decompressLayer(
     }
     opts.tap?.(chunk);
   };
-  return await decompress(counted, { mediaType: target.mediaType, what, tap, views: opts.views, ownsInput: target.ownsInput });
+  return await decompress(counted, { mediaType: target.mediaType, what, tap, views: opts.views, ownsInput: target.ownsInput, engine: opts.engine });
 }
 
 /**
@@ -83,10 +84,22 @@ export async function applyTar(tar: ReadableStream<Uint8Array>, target: ExtractT
   return { diffId: hasher.digest(), stats };
 }
 
-/** Extracts `source` into `target.dir` in this thread and returns the uncompressed digest; the caller compares it. */
+/** Engines of extractions in this thread that have ended, for the next ones. */
+const spareEngines: Engine[] = [];
+
+/**
+ * Extracts `source` into `target.dir` in this thread and returns the uncompressed digest; the caller compares it.
+ * Any number may run at once: each decodes in an engine instance of its own, so the views of decoder memory
+ * its tar reader holds across an await are never detached by another layer's decoder growing its memory.
+ */
 export async function extractInto(source: ReadableStream<Uint8Array>, target: ExtractTarget): Promise<ExtractResult> {
   const hasher = await createHasher();
-  // Views of decoder memory, hashed as they are produced and consumed by the tar reader before the next read.
-  const tar = await decompressLayer(source, target, { views: true, tap: (c) => hasher.update(c) });
-  return await applyTar(tar, target, hasher);
+  const engine = spareEngines.pop() ?? privateEngine();
+  try {
+    // Views of decoder memory, hashed as they are produced and consumed by the tar reader before the next read.
+    const tar = await decompressLayer(source, target, { views: true, tap: (c) => hasher.update(c), engine });
+    return await applyTar(tar, target, hasher);
+  } finally {
+    spareEngines.push(engine);
+  }
 }

@@ -52,7 +52,7 @@ export async function extractLayer(
   await snapshotter.prepare(key);
   try {
     const target = { dir: await snapshotter.upperDir(key), digest: layer.digest, mediaType: layer.mediaType, limits: opts.limits, ownsInput: opts.ownsInput };
-    const { diffId: got, stats } = opts.workers ? await opts.workers.run(source, target) : await inThisThread(() => extractInto(source, target));
+    const { diffId: got, stats } = opts.workers ? await opts.workers.run(source, target) : await extractInto(source, target);
     if (got !== diffId) {
       throw errorOf("DataLoss", `unpack ${imageRef} ${what}: uncompressed digest ${got} does not match diffID ${diffId} from the image config`);
     }
@@ -61,19 +61,6 @@ export async function extractLayer(
     await snapshotter.remove(key).catch(() => {});
     throw e;
   }
-}
-
-let thisThread: Promise<unknown> = Promise.resolve();
-
-/**
- * Runs extractions in this thread one at a time. The WASM engine hands out views of its memory, and a second
- * inflater growing that memory would detach the views the first one's tar reader still holds; each worker has
- * its own engine, so only this in-thread path needs the queue.
- */
-function inThisThread<T>(fn: () => Promise<T>): Promise<T> {
-  const run = thisThread.then(fn, fn);
-  thisThread = run.catch(() => {});
-  return run;
 }
 
 /** Commits extracted snapshot `key` as `chainId` on `parent`; if another unpack won the race, drops ours. */
