@@ -30,7 +30,8 @@ import { createSHA256 } from "hash-wasm";
 import { decompressEngine, setDecompressEngine, type DecompressEngine } from "../../src/archive/decompress.ts";
 import { digestEngine } from "../../src/digest/mod.ts";
 import { WasmInflater } from "../../src/engine/inflate.ts";
-import { ExtractWorkers, defaultWorkerCount } from "../../src/unpack/workers.ts";
+import { ExtractWorkers } from "../../src/unpack/workers.ts";
+import { extractInto } from "../../src/unpack/extract.ts";
 import { execFile } from "../../src/platform/exec.ts";
 import { dropCaches, median, timeOk } from "./measure.ts";
 
@@ -93,6 +94,8 @@ export interface MicroResults {
     wasm: ThroughputResult;
     digestEngine: string;
     gnuTar: string;
+    /** Extraction workers used (0: all in this thread, pull's default). */
+    workers: number;
   };
 }
 
@@ -104,6 +107,8 @@ export interface MicroOptions {
   /** Scratch directory (removed by the caller); extraction targets go here, so it should share the corpus's filesystem. */
   scratch: string;
   corpus: EngineCorpus;
+  /** Extract as `pull --unpack-workers N` does (0, the default: all in this thread). */
+  extractWorkers: number;
   log: (msg: string) => void;
 }
 
@@ -309,13 +314,17 @@ async function inflateAndSha(opts: MicroOptions): Promise<Pick<MicroResults, "in
 type Contender = "gnu tar" | "tsctr native" | "tsctr wasm";
 const CONTENDERS: readonly Contender[] = ["gnu tar", "tsctr native", "tsctr wasm"];
 
-/** Extracts the corpus as `tsctr pull` does: decompressed in this thread, hashed and written by an extraction worker. */
-async function extractWithTsctr(corpus: EngineCorpus, dir: string, engine: DecompressEngine, workers: ExtractWorkers): Promise<number> {
+/**
+ * Extracts the corpus as `tsctr pull` does: by default all in this thread; with `workers` (pull
+ * --unpack-workers N) decompressed here, hashed and written by an extraction worker.
+ */
+async function extractWithTsctr(corpus: EngineCorpus, dir: string, engine: DecompressEngine, workers: ExtractWorkers | undefined): Promise<number> {
   setDecompressEngine(engine);
   await mkdir(dir, { recursive: true });
   const t0 = performance.now();
   const source = Readable.toWeb(createReadStream(corpus.gzFile, { highWaterMark: READ_CHUNK })) as unknown as ReadableStream<Uint8Array>;
-  const r = await workers.run(source, { dir, digest: corpus.name, mediaType: LAYER_MEDIA_TYPE });
+  const target = { dir, digest: corpus.name, mediaType: LAYER_MEDIA_TYPE };
+  const r = workers ? await workers.run(source, target) : await extractInto(source, target);
   const elapsed = performance.now() - t0;
   check(r.diffId === corpus.diffId, `extract (${engine}): diffID ${r.diffId}, expected ${corpus.diffId}`);
   check(r.stats.entries >= corpus.entries * 0.9, `extract (${engine}): ${r.stats.entries} entries, the corpus has about ${corpus.entries}`);
@@ -333,8 +342,8 @@ async function extraction(opts: MicroOptions): Promise<MicroResults["extract"]> 
   const previousEngine = decompressEngine();
   log(`extraction: pull's layer extraction (native and WASM engines) vs ${gnuTar}, ${extractRounds} round(s) of ${corpus.name}`);
   const rounds: ExtractRound[] = [];
-  const workers = ExtractWorkers.create(defaultWorkerCount());
-  if (workers === undefined) throw new Error("engine micro-benchmark: extraction workers are not available in this runtime");
+  const workers = opts.extractWorkers > 0 ? ExtractWorkers.create(opts.extractWorkers) : undefined;
+  if (opts.extractWorkers > 0 && workers === undefined) throw new Error("engine micro-benchmark: extraction workers are not available in this runtime");
   try {
     // One untimed extraction with each engine first, so the timed ones measure compiled code, not the JIT
     // warming up (which a small corpus would otherwise show as a large share of tsctr's time).
@@ -361,7 +370,7 @@ async function extraction(opts: MicroOptions): Promise<MicroResults["extract"]> 
       );
     }
   } finally {
-    await workers.close();
+    await workers?.close();
     setDecompressEngine(previousEngine);
   }
   const pairs = (f: (r: ExtractRound) => number) => rounds.map((r) => ({ tsctr: rate(corpus.tarBytes, f(r)), reference: rate(corpus.tarBytes, r.gnuTarMs) }));
@@ -371,6 +380,7 @@ async function extraction(opts: MicroOptions): Promise<MicroResults["extract"]> 
     wasm: summarize("layer extraction, WASM engine", gnuTar, pairs((r) => r.wasmMs), 1.0),
     digestEngine: digestEngine(),
     gnuTar,
+    workers: opts.extractWorkers,
   };
 }
 

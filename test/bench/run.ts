@@ -112,6 +112,13 @@ function options(): Options {
   };
 }
 
+/** The extraction workers the timed pulls use (their --unpack-workers, else pull's default of 0). */
+function pullWorkers(opts: Options): number {
+  const i = opts.pullArgs.indexOf("--unpack-workers");
+  const n = i >= 0 ? Number(opts.pullArgs[i + 1]) : 0;
+  return Number.isInteger(n) && n > 0 ? n : 0;
+}
+
 function engineCorpusName(c: string): string {
   const known = ["usr", ...DEVBENCH_LAYERS.map((l) => l.name)];
   if (!known.includes(c)) throw new UsageError(`--engine-corpus wants one of ${known.join(", ")}, not "${c}"`);
@@ -400,7 +407,7 @@ async function microBench(opts: Options, base: string): Promise<MicroResults> {
     if (!layer) throw new Error(`devbench has no layer "${opts.engineCorpus}"`);
     corpus = layerCorpus(layer);
   }
-  return engineMicro({ rounds: opts.microRounds, extractRounds: opts.extractRounds, scratch: join(base, "extract"), corpus, log });
+  return engineMicro({ rounds: opts.microRounds, extractRounds: opts.extractRounds, scratch: join(base, "extract"), corpus, extractWorkers: pullWorkers(opts), log });
 }
 
 /** The report rows of the engine figures: tsctr's engine, then the reference, both in MB/s. */
@@ -430,7 +437,7 @@ function microNotes(m: MicroResults): string[] {
     `  per-round tsctr/reference MB/s ratios, so ≥ 1.00× means tsctr is at least as fast. inflate: ${m.inflate.tsctrName}`,
     `  vs ${m.inflate.referenceName}, both fed ${m.inflate.inputChunk / 1024} KiB chunks from memory; SHA-256: ${m.sha256.tsctrName}`,
     `  (--digest-engine wasm; the default is node:crypto) vs ${m.sha256.referenceName}, ${m.sha256.chunk / 1024} KiB chunks;`,
-    `  extract: a layer as pull extracts it (decompressed in the bench process, diffID by ${m.extract.digestEngine} and files on a worker) vs \`tar -xzf\` (${m.extract.gnuTar}),`,
+    `  extract: a layer as pull extracts it (${m.extract.workers > 0 ? `decompressed in the bench process, diffID by ${m.extract.digestEngine} and files on ${m.extract.workers} worker(s)` : `all in the bench process, diffID by ${m.extract.digestEngine}`}) vs \`tar -xzf\` (${m.extract.gnuTar}),`,
     `  into a fresh directory on the same filesystem, order rotating, sync + drop_caches before each (after one`,
     `  untimed extraction per engine).`,
     "  extraction rounds:",
