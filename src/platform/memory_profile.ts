@@ -1,6 +1,6 @@
 /**
- * The memory profile of the commands that stream an image's bytes through this process (pull, import):
- * glibc malloc settings, and V8 told to favour size over speed.
+ * The memory profile of the commands that stream an image's bytes through this process (pull, push, import,
+ * export): glibc malloc settings, and V8 told to favour size over speed.
  *
  * Every 64 KiB a socket or file read allocates a buffer, which lives until the JavaScript garbage collector
  * finds it dead; glibc's defaults serve such buffers from heaps that only grow (an mmap threshold that rises

@@ -1,5 +1,6 @@
 /** `tsctr push [--platform P | --all-platforms] [--plain-http] REF [LOCAL_REF]`: upload an image to a registry. */
 import { Command } from "commander";
+import { useStreamingMemoryProfile } from "../../platform/memory_profile.ts";
 import { contextFrom } from "../options.ts";
 import { positiveInteger } from "../parse.ts";
 import { errorOf } from "../../errdefs/mod.ts";
@@ -15,6 +16,7 @@ export function pushCommand(): Command {
     .option("--chunk-size <bytes>", "upload blobs larger than this in chunks of this size (default 16 MiB)", positiveInteger)
     .option("-q, --quiet", "print nothing but errors", false)
     .action(async (ref: string, local: string | undefined, opts: { platform?: string; allPlatforms: boolean; plainHttp: boolean; chunkSize?: number; quiet: boolean }, cmd: Command) => {
+      useStreamingMemoryProfile();
       if (opts.platform && opts.allPlatforms) throw errorOf("InvalidArgument", "push: --platform and --all-platforms exclude each other");
       const { push } = await import("../../client/push.ts");
       const { parsePlatform } = await import("../../images/platform.ts");

@@ -24,6 +24,7 @@ export function exportCommand(): Command {
     .option("--all-platforms", "export every platform of multi-platform images", false)
     .addOption(new Option("--format <format>", "archive format").choices(["oci", "docker"]).default("oci"))
     .action(async (file: string, refs: string[], opts: PlatformOpts & { format: "oci" | "docker" }, cmd: Command) => {
+      useStreamingMemoryProfile();
       const { exportImages } = await import("../../client/export.ts");
       const ctx = contextFrom(cmd);
       try {
