@@ -6,11 +6,11 @@
  * finds it dead; glibc's defaults serve such buffers from heaps that only grow (an mmap threshold that rises
  * after the first free, an arena per thread), so a pull's resident memory settled ~30 MB above what it
  * actually holds. With a fixed 64 KiB mmap threshold a freed buffer goes back to the kernel at once, and one
- * arena keeps the threads' small allocations together (`npm run bench`: peak RSS of a devbench pull
- * 122 → 104 MB, no slower). glibc reads its settings only at start-up, so the process re-executes itself once
- * with them (process.execve: same pid, same arguments). V8's --optimize-for-size then grows the JavaScript heap
- * less eagerly and collects it sooner (peak RSS −5 to −15 MB; set for these commands only, as it costs every
- * other command ~20 ms of start-up when given at start).
+ * arena keeps the threads' small allocations together (peak RSS of a devbench pull 122 → 102 MB in one
+ * thread, 157 → 130 MB with a worker, no slower). glibc reads its settings only at start-up, so the process
+ * re-executes itself once with them (process.execve: same pid, same arguments). V8's --optimize-for-size then
+ * grows the JavaScript heap less eagerly and collects it sooner (97–115 → 96–98 MB over five pulls); it is set
+ * for these commands only, at run time: given at start-up it costs every command ~20 ms.
  */
 import process from "node:process";
 import v8 from "node:v8";
@@ -18,7 +18,7 @@ import v8 from "node:v8";
 const TUNABLES = "glibc.malloc.mmap_threshold=65536:glibc.malloc.arena_max=1";
 
 /** Whether this process already runs with the streaming malloc settings. */
-export function hasStreamingMalloc(env: NodeJS.ProcessEnv = process.env): boolean {
+function hasStreamingMalloc(env: NodeJS.ProcessEnv = process.env): boolean {
   return (env.GLIBC_TUNABLES ?? "").includes("glibc.malloc.mmap_threshold=");
 }
 
