@@ -45,7 +45,7 @@ export interface PullOptions {
   discardBlobs?: boolean;
   /** Decompression-bomb ceilings per layer (defaults: 64 GiB, 1100:1). */
   limits?: Partial<LayerLimits>;
-  /** Extraction worker threads besides this one (default: one per core but one, at least one; 0: extract in this thread, with less memory). */
+  /** Extraction worker threads besides this one (default 0: every layer in this thread, the least memory; each worker ~25 MB). */
   workers?: number;
   /** How broken downloads are retried and resumed (defaults: registry/retry.ts DEFAULT_RETRY). */
   retry?: Partial<RetryPolicy>;

@@ -18,8 +18,8 @@ import v8 from "node:v8";
 const TUNABLES = "glibc.malloc.mmap_threshold=65536:glibc.malloc.arena_max=1";
 
 /** Whether this process already runs with the streaming malloc settings. */
-function hasStreamingMalloc(env: NodeJS.ProcessEnv = process.env): boolean {
-  return (env.GLIBC_TUNABLES ?? "").includes("glibc.malloc.mmap_threshold=");
+function hasStreamingMalloc(): boolean {
+  return (process.env.GLIBC_TUNABLES ?? "").includes("glibc.malloc.mmap_threshold=");
 }
 
 /**
@@ -40,12 +40,11 @@ export function useStreamingMemoryProfile(): void {
 
 function useStreamingMalloc(): void {
   if (hasStreamingMalloc() || process.env.TSCTR_MALLOC === "default" || process.platform !== "linux") return;
-  const execve = (process as { execve?: (file: string, args: string[], env: NodeJS.ProcessEnv) => never }).execve;
-  if (typeof execve !== "function") return;
+  if (typeof process.execve !== "function") return;
   const prior = process.env.GLIBC_TUNABLES;
   const env = { ...process.env, GLIBC_TUNABLES: prior ? `${prior}:${TUNABLES}` : TUNABLES };
   try {
-    execve(process.execPath, commandLine(), env);
+    process.execve(process.execPath, commandLine(), env);
   } catch {
     // Could not exec (a deleted executable, a seccomp filter): the defaults work, with more memory.
   }

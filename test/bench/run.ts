@@ -114,8 +114,9 @@ function options(): Options {
 
 /** The extraction workers the timed pulls use (their --unpack-workers, else pull's default of 0). */
 function pullWorkers(opts: Options): number {
-  const i = opts.pullArgs.indexOf("--unpack-workers");
-  const n = i >= 0 ? Number(opts.pullArgs[i + 1]) : 0;
+  const i = opts.pullArgs.findIndex((a) => a === "--unpack-workers" || a.startsWith("--unpack-workers="));
+  const arg = opts.pullArgs[i];
+  const n = arg === undefined ? 0 : Number(arg.includes("=") ? arg.slice(arg.indexOf("=") + 1) : opts.pullArgs[i + 1]);
   return Number.isInteger(n) && n > 0 ? n : 0;
 }
 
