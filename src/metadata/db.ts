@@ -37,6 +37,9 @@ CREATE TABLE IF NOT EXISTS snapshots (
   PRIMARY KEY (namespace, key));
 `;
 
+const BUSY_TIMEOUT_MS = 10_000;
+const SQLITE_BUSY = 5;
+
 /** Opens (creating if needed) the metadata database at `path`. */
 export async function openMetadata(path: string): Promise<MetadataStore> {
   await mkdir(dirname(path), { recursive: true });
@@ -47,13 +50,41 @@ export async function openMetadata(path: string): Promise<MetadataStore> {
   // costs no fsync (FULL measured 10+ ms per `run` on this disk).
   // --sync none: no fsync at all, from the creation of the database (journal mode switch included) on.
   // The busy timeout comes first: with another tsctr writing, even the journal-mode statement waits for its lock.
-  db.exec("PRAGMA busy_timeout=10000;");
+  db.exec(`PRAGMA busy_timeout=${BUSY_TIMEOUT_MS};`);
   const flushNothing = getSyncLevel() === "none";
   if (flushNothing) db.exec("PRAGMA synchronous=OFF;");
-  db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
+  await enterWalMode(db);
+  db.exec("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
   if (flushNothing) db.exec("PRAGMA synchronous=OFF;");
   db.exec(SCHEMA);
   return new MetadataStore(db);
+}
+
+/**
+ * Puts a database into WAL mode once for all its users. Switching a new database to WAL takes an exclusive
+ * lock without SQLite's busy handler: a second tsctr opening the same new store at that moment gets
+ * "database is locked" at once. So the mode is read first (a shared lock, which waits), and a busy switch is
+ * retried until the other opener has made it, or until the busy timeout.
+ */
+async function enterWalMode(db: Database): Promise<void> {
+  const deadline = Date.now() + BUSY_TIMEOUT_MS;
+  for (let pause = 2; ; pause = Math.min(pause * 2, 50)) {
+    const mode = db.prepare("PRAGMA journal_mode").get()?.journal_mode;
+    if (mode === "wal") return;
+    try {
+      db.exec("PRAGMA journal_mode=WAL;");
+      return;
+    } catch (e) {
+      if (!isBusy(e) || Date.now() > deadline) throw e;
+    }
+    await new Promise((resolve) => setTimeout(resolve, pause));
+  }
+}
+
+/** SQLITE_BUSY: Node gives the code, Deno only SQLite's message. */
+function isBusy(e: unknown): boolean {
+  const { errcode, message } = e as { errcode?: unknown; message?: unknown };
+  return errcode === SQLITE_BUSY || (typeof message === "string" && /database is locked/.test(message));
 }
 
 const now = () => new Date().toISOString();
