@@ -37,6 +37,7 @@ import { resolve } from "node:path";
 import process from "node:process";
 import { TsctrError, errorOf, isErrno, type ErrorKind } from "../errdefs/mod.ts";
 import { makeDevice, makeFifo, setXattr } from "../platform/special_files.ts";
+import { currentUmask } from "../platform/umask.ts";
 import { oneLine, quote, type TarEntry } from "./tar_reader.ts";
 
 export interface ApplyOptions {
@@ -55,6 +56,7 @@ export interface ApplyStats {
 
 const WHITEOUT_PREFIX = ".wh.";
 const SETGID = 0o2000;
+const SPECIAL_BITS = 0o7000;
 const OPAQUE = ".wh..wh..opq";
 const MAX_SYMLINK_HOPS = 40;
 /** Linux limits: PATH_MAX (4096, with the NUL) and NAME_MAX; checked first so the error is clear. */
@@ -112,6 +114,8 @@ class Applier {
   /** The owner and group a file this process creates gets (-1 where the runtime cannot tell: always chown). */
   readonly #uid = process.geteuid?.() ?? -1;
   readonly #gid = process.getegid?.() ?? -1;
+  /** Permission bits open(2) cannot give a new file (-1, all of them, where the umask is unknown). */
+  readonly #masked = currentUmask() ?? -1;
   readonly stats: ApplyStats = { entries: 0, bytes: 0, whiteouts: 0, droppedXattrs: 0 };
 
   constructor(root: string, layer: string) {
@@ -246,14 +250,18 @@ class Applier {
     // O_EXCL|O_NOFOLLOW: never write through anything at `path`; what is there is removed first (an earlier
     // entry of the same name, or a directory a later file replaces, as GNU tar does).
     const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+    // Most files (0644, 0755 under umask 022) get their mode from open(2) and need no fchmod; setuid, setgid
+    // and sticky bits, and bits the umask takes away, are set afterwards (after fchown, which clears setuid).
+    const exact = (e.mode & SPECIAL_BITS) === 0 && (e.mode & this.#masked) === 0;
+    const createMode = exact ? e.mode & 0o777 : 0o600;
     let fd: number;
     try {
-      fd = openSync(path, flags, 0o600);
+      fd = openSync(path, flags, createMode);
     } catch (err) {
       const existing = isErrno(err, "EEXIST") ? lstatOrUndefined(path) : undefined;
       if (!existing) throw err;
       this.#remove(path, existing);
-      fd = openSync(path, flags, 0o600);
+      fd = openSync(path, flags, createMode);
     }
     try {
       for await (const chunk of e.body) {
@@ -262,8 +270,8 @@ class Applier {
         this.stats.bytes += chunk.length;
       }
       if (this.#needsChown(e, parent)) fchownSync(fd, e.uid, e.gid);
-      fchmodSync(fd, e.mode);
-      await this.#xattrs(path, e);
+      if (!exact) fchmodSync(fd, e.mode);
+      if (e.xattrs.size > 0) await this.#xattrs(path, e);
       futimesSync(fd, boundTime(e.mtime), boundTime(e.mtime));
     } finally {
       closeSync(fd);

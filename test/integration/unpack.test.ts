@@ -99,6 +99,9 @@ async function buildSources(root: string): Promise<string[]> {
   execFileSync("setfattr", ["-n", "user.note", "-v", "hello", join(l1, "data", "file1")]);
   linkSync(join(l1, "data", "file1"), join(l1, "data", "hard"));
   file(join(l1, "data", "empty"), "");
+  // Modes the umask (022 here) would cut, and none at all: open(2) cannot give these, fchmod must.
+  file(join(l1, "data", "everyone"), "rw\n", 0o666);
+  file(join(l1, "data", "nobody"), "", 0o000);
   dir(join(l1, "links"));
   symlinkSync("/etc/secret", join(l1, "links", "abs"));
   symlinkSync("../data/file1", join(l1, "links", "rel"));
@@ -264,6 +267,8 @@ test("unpacks three layers into overlay snapshots identical to GNU tar's extract
   assert.deepEqual(Object.keys(got.nodes).filter((p) => p.startsWith("opaque/")), ["opaque/c"], "opaque directory hides the lower one");
   assert.equal(got.nodes["replaced"]?.type, "file");
   assert.equal(got.nodes["data/empty"]?.type, "dir");
+  assert.equal(got.nodes["data/everyone"]?.mode, 0o666);
+  assert.equal(got.nodes["data/nobody"]?.mode, 0);
   assert.equal(got.nodes["links/dangling"], undefined);
   assert.deepEqual(got.hardlinks, [["data/file1", "data/hard"], ["data/file2", "data/hard2"]]);
   assert.equal(got.nodes["fifo"]?.type, "fifo");
