@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 export function currentUmask(): number | null {
   try {
     const m = /^Umask:\s*([0-7]+)$/m.exec(readFileSync("/proc/self/status", "utf8"));
-    return m ? parseInt(m[1], 8) : null;
+    return m?.[1] !== undefined ? parseInt(m[1], 8) : null;
   } catch {
     return null;
   }

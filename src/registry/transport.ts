@@ -4,8 +4,8 @@
  * size (manifests, tokens); blob bodies are streamed by blob_body.ts.
  */
 import { Readable } from "node:stream";
-import { Agent, request } from "undici";
 import type { Dispatcher } from "undici";
+import { Agent, request } from "./undici_parts.ts";
 import { errorOf } from "../errdefs/mod.ts";
 import type { TsctrError } from "../errdefs/mod.ts";
 import { errorCode, unreachable } from "./errors.ts";
