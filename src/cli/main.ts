@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** tsctr's entry point: parses the command line, runs a command, and is the only place that exits. */
+import "./early.ts"; // first: it may replace this process before anything else is loaded
 import process from "node:process";
 import { buildProgram } from "./program.ts";
 import { reportAndExit } from "./exit.ts";

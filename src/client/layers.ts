@@ -15,7 +15,7 @@ import type { Descriptor } from "../images/types.ts";
 import { resumableBlob, type RegistryClient, type Reference, type RetryPolicy } from "../registry/mod.ts";
 import type { Snapshotter } from "../snapshots/types.ts";
 import { commitLayer, extractLayer } from "../unpack/unpacker.ts";
-import { ExtractWorkers } from "../unpack/workers.ts";
+import type { ExtractWorkers } from "../unpack/workers.ts";
 import type { LayerLimits } from "../unpack/extract.ts";
 import type { PullEvent } from "./pull.ts";
 
@@ -75,7 +75,9 @@ function onWorker(layer: Descriptor, workers: ExtractWorkers | undefined): Extra
 
 /** Fetches, verifies, extracts and commits every layer not yet unpacked; resolves when all are committed. */
 export async function pullLayers(o: LayerPipelineOptions): Promise<void> {
-  const workers = ExtractWorkers.create(Math.min(o.concurrency, o.layers.length, o.workers ?? 0));
+  const size = Math.min(o.concurrency, o.layers.length, o.workers ?? 0);
+  // Loaded only when asked for: worker_threads and the pool cost every other pull start-up time.
+  const workers = size > 0 ? (await import("../unpack/workers.ts")).ExtractWorkers.create(size) : undefined;
   try {
     await pullLayersWith(o, workers);
   } finally {

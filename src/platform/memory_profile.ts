@@ -38,6 +38,40 @@ export function useStreamingMemoryProfile(): void {
   }
 }
 
+/** Global options that take a value as the next argument (a misreading only moves the re-exec later or adds one). */
+const GLOBAL_OPTIONS_WITH_VALUE = new Set(["--root", "--state", "-n", "--namespace", "--hosts-dir", "--digest-engine", "--decompress-engine", "--sync"]);
+const IMAGE_GROUPS = new Set(["images", "image", "i"]);
+
+/**
+ * Whether the arguments (without the executable and script) name a command that streams an image's bytes:
+ * pull, push, images import, images export. Read from the raw arguments, before the command line parser
+ * exists, so that the re-execution happens before the rest of the program is loaded.
+ */
+export function namesStreamingCommand(args: readonly string[]): boolean {
+  const words: string[] = [];
+  for (let i = 0; i < args.length && words.length < 2; i++) {
+    const a = args[i]!;
+    if (a === "--") break;
+    if (a.startsWith("-")) {
+      if (words.length === 0 && GLOBAL_OPTIONS_WITH_VALUE.has(a)) i++;
+      continue;
+    }
+    words.push(a);
+  }
+  const [command, sub] = words;
+  if (command === "pull" || command === "push") return true;
+  return command !== undefined && IMAGE_GROUPS.has(command) && (sub === "import" || sub === "export");
+}
+
+/**
+ * At start-up, before the program is loaded: re-executes with the streaming malloc settings when the
+ * command line names a command that uses them (the command's own call then finds them set). Costs the
+ * first process little more than the runtime's start.
+ */
+export function useStreamingMallocEarly(): void {
+  if (namesStreamingCommand(process.argv.slice(2))) useStreamingMalloc();
+}
+
 function useStreamingMalloc(): void {
   if (hasStreamingMalloc() || process.env.TSCTR_MALLOC === "default" || process.platform !== "linux") return;
   if (typeof process.execve !== "function") return;
