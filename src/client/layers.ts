@@ -68,6 +68,17 @@ interface BlobSink {
  */
 const SMALL_LAYER = 4 * 2 ** 20;
 
+/**
+ * The layers' indexes in two queues, each with download slots of its own: small layers (< SMALL_LAYER) and
+ * the others, in manifest order. A small layer holds a slot for moments; queued behind big ones it would
+ * start last and hold up the end (devbench: its 431-byte top layer began only when a 52 MB layer was done),
+ * and ahead of them it would delay the big ones, which take the longest.
+ */
+export function layerQueues(layers: readonly Descriptor[]): { small: number[]; big: number[] } {
+  const indexes = layers.map((_, i) => i);
+  return { small: indexes.filter((i) => layers[i]!.size < SMALL_LAYER), big: indexes.filter((i) => layers[i]!.size >= SMALL_LAYER) };
+}
+
 /** The workers to extract `layer` on, or undefined to extract it in this thread. */
 function onWorker(layer: Descriptor, workers: ExtractWorkers | undefined): ExtractWorkers | undefined {
   return layer.size >= SMALL_LAYER ? workers : undefined;
@@ -90,8 +101,10 @@ async function pullLayersWith(o: LayerPipelineOptions, workers: ExtractWorkers |
   const fail = (e: unknown) => {
     if (!abort.signal.aborted) abort.abort(e);
   };
-  const committed: Array<Promise<void>> = [];
-  const next = { index: 0 };
+  // committed[i] settles as layer i's commit does; it exists before the layer starts, since layers start
+  // out of order (startOrder) and each waits for the one below it.
+  const committed = o.layers.map(() => settleLater());
+  const started = new Set<number>();
   /**
    * Fetches and extracts layer `i`, then commits it once the layer below is committed. `extracted` settles
    * when the download and extraction are over, freeing the slot for the next layer: a layer waiting for the
@@ -118,7 +131,7 @@ async function pullLayersWith(o: LayerPipelineOptions, workers: ExtractWorkers |
         }
         const flushing = key === undefined ? undefined : o.snapshotter.flush(key).then(() => undefined, (e: unknown) => e ?? new Error("flush failed"));
         try {
-          await (committed[i - 1] ?? Promise.resolve());
+          if (i > 0) await committed[i - 1]!.promise;
           const flushError = await flushing;
           if (flushError !== undefined) throw flushError;
         } catch (e) {
@@ -139,20 +152,33 @@ async function pullLayersWith(o: LayerPipelineOptions, workers: ExtractWorkers |
   };
   // Each layer's outcome, settled without rejecting (a rejection waiting here would be unhandled).
   const outcomes: Array<Promise<{ failed: unknown } | undefined>> = [];
-  const slot = async () => {
-    while (!abort.signal.aborted && next.index < o.layers.length) {
-      const i = next.index++;
+  const slot = async (queue: number[]) => {
+    while (!abort.signal.aborted && queue.length > 0) {
+      const i = queue.shift()!;
+      started.add(i);
       const { extracted, done } = runLayer(i);
-      committed[i] = done;
+      committed[i]!.settle(done);
       outcomes.push(done.then(() => undefined, (e: unknown) => (fail(e), { failed: e })));
       await extracted;
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(o.concurrency, o.layers.length)) }, slot));
+  const slots = (queue: number[]) => Array.from({ length: Math.min(Math.max(1, o.concurrency), queue.length) }, () => slot(queue));
+  const { small, big } = layerQueues(o.layers);
+  await Promise.all([...slots(small), ...slots(big)]);
+  // Layers never started (the pull failed first) release the ones above them that wait for their commit.
+  o.layers.forEach((_, i) => started.has(i) || committed[i]!.settle(Promise.reject(abort.signal.reason)));
   const settled = await Promise.all(outcomes);
   // Every layer has settled: no transfer, extraction or commit is still writing.
   if (abort.signal.aborted) throw abort.signal.reason;
   for (const r of settled) if (r) throw r.failed;
+}
+
+/** A promise that takes on the outcome of one given later; a rejection nobody awaits is not reported. */
+function settleLater(): { promise: Promise<void>; settle(outcome: Promise<void>): void } {
+  let settle!: (outcome: Promise<void>) => void;
+  const promise = new Promise<void>((resolve) => (settle = resolve));
+  promise.catch(() => {});
+  return { promise, settle };
 }
 
 /** Returns the staging snapshot key of a freshly extracted layer, or undefined when it was unpacked already. */

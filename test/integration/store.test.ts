@@ -12,7 +12,7 @@ import { makeTsctr, type Tsctr } from "../helpers/tsctr.ts";
 import { pushLayeredImage, randomLayers } from "../helpers/store_images.ts";
 import { ErrorKinds } from "../../src/errdefs/mod.ts";
 import { digestHex } from "../../src/digest/mod.ts";
-import type { PushedImage } from "../helpers/oci_builder.ts";
+import { pushImage, type PushedImage } from "../helpers/oci_builder.ts";
 
 const blobPath = (t: Tsctr, digest: string) => join(t.root, "content", "blobs", "sha256", digestHex(digest as `sha256:${string}`));
 const blobs = async (t: Tsctr) => (await readdir(join(t.root, "content", "blobs", "sha256")).catch(() => [])).map((h) => `sha256:${h}`).sort();
@@ -232,6 +232,39 @@ test("--sync and config.json choose the level; a bad config.json is one clear er
     assert.match(await readFile(join(tsctr.root, "config.json"), "utf8"), /none/);
   } finally {
     await tsctr.cleanup();
+  }
+});
+
+test("a small layer above big ones starts at once, and is never committed without the layers below", async () => {
+  const reg = await startRegistry();
+  const tsctr = await makeTsctr();
+  try {
+    const big = await randomLayers("big", 3, 5 << 20);
+    const [small] = await randomLayers("small", 1, 1 << 10);
+    // The config lies about the bottom layer's uncompressed digest: it fails only once wholly extracted.
+    const lying = { ...big[0]!, diffId: `sha256:${"0".repeat(64)}` as const };
+    await pushImage(reg.host, "store-order", "1", { layers: [lying, big[1]!, big[2]!, small!] });
+    const r = await tsctr(["pull", "--plain-http", `${reg.host}/store-order:1`]);
+    assert.equal(r.code, ErrorKinds.DataLoss, `${r.stderr}${r.stdout}`);
+    assert.match(r.stderr, new RegExp(big[0]!.digest));
+    // Three big layers fill the three download slots, yet the small one started with them (small layers
+    // have slots of their own) ...
+    const lines = r.stdout.split("\n");
+    const line = (l: { digest: string }, what: string) => lines.findIndex((x) => x.startsWith(`layer-${l.digest.slice(7, 19)}: ${what}`));
+    const smallStart = line(small!, "extracting");
+    assert.ok(smallStart >= 0, r.stdout);
+    for (const b of big) assert.ok(line(b, "done") === -1 || line(b, "done") > smallStart, r.stdout);
+    // ... and, extracted long before the bottom layer failed, it waited for it and went with it.
+    assert.ok(line(small!, "done") >= 0, r.stdout);
+    assert.equal(await committed(tsctr), 0);
+    assert.doesNotMatch(r.stdout, /unpacked/);
+    // No damage and no half-made snapshot: what stays are verified blobs a later pull reuses.
+    const check = await tsctr(["check"]);
+    assert.equal(check.code, 0, check.stderr);
+    for (const l of check.stdout.trim().split("\n")) assert.match(l, /^leftover: blob sha256:[0-9a-f]{64}: unreferenced/);
+  } finally {
+    await tsctr.cleanup();
+    await reg.stop();
   }
 });
 
