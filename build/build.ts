@@ -18,7 +18,7 @@
  * binary did not change is left as it is (dist/.build-state.json): a rebuild without source changes takes a
  * second or two. Runs on the pinned Node 24 (`npm run build` puts node_modules/.bin/node first on PATH).
  */
-import { build as esbuild } from "esbuild";
+import { build as esbuild, type Plugin } from "esbuild";
 import { Buffer } from "node:buffer";
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -136,6 +136,24 @@ function gitRevision(): string {
 }
 
 /**
+ * undici's client loads its HTTP/2 half when it is loaded, and with it node:http2 and node:tls; tsctr never
+ * offers HTTP/2 (undici's allowH2 stays off), so in the bundle that half loads on first use instead.
+ */
+const lazyUndiciHttp2: Plugin = {
+  name: "lazy-undici-http2",
+  setup(b) {
+    const client = path.join("undici", "lib", "dispatcher", "client.js");
+    b.onResolve({ filter: /^\.\/client-h2\.js$/ }, (args) =>
+      args.importer.endsWith(client) ? { path: path.join(path.dirname(args.importer), "client-h2.js"), namespace: "lazy-h2" } : undefined);
+    b.onLoad({ filter: /.*/, namespace: "lazy-h2" }, (args) => ({
+      contents: `module.exports = function connectH2(...args) { return require(${JSON.stringify(args.path)})(...args); };`,
+      loader: "js",
+      resolveDir: path.dirname(args.path),
+    }));
+  },
+};
+
+/**
  * Bundles one entry point into minified, self-contained CommonJS (SEA in Node 24 runs CommonJS only).
  * ESM builds of dependencies come first: they tree-shake (hash-wasm's UMD build carries every hash).
  */
@@ -151,6 +169,7 @@ async function bundleEntry(entry: string, define: Record<string, string> = {}): 
     minify: true,
     legalComments: "eof",
     define,
+    plugins: [lazyUndiciHttp2],
     write: false,
     logLevel: "warning",
   });

@@ -141,7 +141,7 @@ async function pullLayersWith(o: LayerPipelineOptions, workers: ExtractWorkers |
           throw e;
         }
         if (key !== undefined) {
-          await commitLayer(o.snapshotter, key, o.chain[i]!, o.chain[i - 1]);
+          await commitLayer(o.snapshotter, key, o.chain[i]!, o.chain[i - 1], true);
           o.emit({ type: "unpack", digest: o.layers[i]!.digest, status: "done" });
         }
       } finally {

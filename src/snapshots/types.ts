@@ -32,11 +32,13 @@ export interface Snapshotter {
   /**
    * Freezes active `key` as committed `name`. `parent` (a committed snapshot) replaces the parent given at
    * prepare: layers are extracted in parallel into parentless snapshots and chained at commit, in order.
+   * `flushed`: the caller flushed `key` after its last write, so its data is on disk and is not synced again.
    */
-  commit(name: string, key: string, opts?: { parent?: string }): Promise<void>;
+  commit(name: string, key: string, opts?: { parent?: string; flushed?: boolean }): Promise<void>;
   /**
-   * Writes active `key`'s data to disk now, ahead of its commit (which then has little left to flush), so
-   * that layers extracted early are flushed while later ones still extract. Committing does not need it.
+   * Writes active `key`'s data to disk now, ahead of its commit (which then has nothing left to flush: see
+   * `flushed`), so that layers extracted early are flushed while later ones still extract. Committing does
+   * not need it.
    */
   flush(key: string): Promise<void>;
   remove(name: string): Promise<void>;

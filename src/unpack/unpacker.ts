@@ -63,10 +63,13 @@ export async function extractLayer(
   }
 }
 
-/** Commits extracted snapshot `key` as `chainId` on `parent`; if another unpack won the race, drops ours. */
-export async function commitLayer(snapshotter: Snapshotter, key: string, chainId: Digest, parent: Digest | undefined): Promise<void> {
+/**
+ * Commits extracted snapshot `key` as `chainId` on `parent`; if another unpack won the race, drops ours.
+ * `flushed`: the caller flushed `key` after it was extracted (Snapshotter.commit).
+ */
+export async function commitLayer(snapshotter: Snapshotter, key: string, chainId: Digest, parent: Digest | undefined, flushed = false): Promise<void> {
   try {
-    await snapshotter.commit(chainId, key, parent === undefined ? {} : { parent });
+    await snapshotter.commit(chainId, key, { ...(parent === undefined ? {} : { parent }), flushed });
   } catch (e) {
     await snapshotter.remove(key).catch(() => {});
     if (!isKind(e, "AlreadyExists")) throw e;

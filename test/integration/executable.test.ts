@@ -11,7 +11,8 @@ import path from "node:path";
 import process from "node:process";
 import { describe, it } from "node:test";
 import { startRegistry } from "../helpers/registry.ts";
-import { pushBusyboxIndex } from "../helpers/oci_builder.ts";
+import { pushBusyboxImage, pushBusyboxIndex } from "../helpers/oci_builder.ts";
+import { makePki } from "../helpers/certs.ts";
 import { makeTsctr } from "../helpers/tsctr.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..", "..");
@@ -129,6 +130,28 @@ describe("single executables", () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
       await reg.stop();
+    }
+  });
+
+  it("dist/tsctr-linux-amd64 pulls over HTTPS: a CA from the environment, an unknown one refused (its bundled undici)", async () => {
+    const exe = path.join(ROOT, "dist", "tsctr-linux-amd64");
+    const pki = await makePki();
+    const plain = await startRegistry();
+    const tls = await startRegistry({ storage: plain.dir, tls: { certificate: pki.serverCert, key: pki.serverKey } });
+    const run = await makeTsctr([exe]);
+    try {
+      await pushBusyboxImage(plain.host, "busybox", "1", "amd64");
+      const ref = `${tls.host}/busybox:1`;
+      const refused = await run(["pull", "-q", ref]);
+      assert.equal(refused.code, 14, refused.stderr);
+      assert.match(refused.stderr, new RegExp(`^tsctr: cannot reach registry ${tls.host}: TLS certificate`));
+      const pulled = await run(["pull", "-q", ref], { env: { ...process.env, SSL_CERT_FILE: pki.ca } });
+      assert.equal(pulled.code, 0, pulled.stderr);
+      assert.equal((await run(["images", "ls", "-q"])).stdout.trim(), ref);
+    } finally {
+      await run.cleanup();
+      await tls.stop();
+      await plain.stop();
     }
   });
 
