@@ -154,28 +154,42 @@ class Applier {
     // A regular file is created with O_EXCL, which finds anything in its way (most entries are files in a
     // fresh directory: one lstat fewer each); other types look first.
     if (e.type === "file") return this.#writeFile(path, parent, e);
-    const existing = lstatOrUndefined(path);
-    if (existing && !(existing.isDirectory() && e.type === "dir")) this.#remove(path, existing);
-
-    switch (e.type) {
-      case "hardlink":
-        // The target inode already carries the owner, mode and times.
-        linkSync(linkTarget!, path);
-        return;
-      case "dir":
-        if (!existing?.isDirectory()) mkdirSync(path, 0o700);
-        this.#dirs.set([...parts, base].join("/"), path);
-        break;
-      case "symlink":
-        symlinkSync(e.linkname, path);
-        break;
-      case "char":
-      case "block":
-        await makeDevice(path, e.type, e.mode, e.devmajor, e.devminor);
-        break;
-      case "fifo":
-        await makeFifo(path, e.mode);
-        break;
+    // Directories and symlinks (the next most common) are made at once too, and look only when something is
+    // in their way (EEXIST): a directory there is merged with, anything else replaced. The rest look first.
+    let modeSet = false;
+    if (e.type === "dir" || e.type === "symlink") {
+      // A directory made in a setgid directory inherits the setgid bit, which chmod takes away if need be.
+      modeSet = e.type === "dir" && this.#opensExact(e.mode) && !this.#setgidDirs.has(parent);
+      const make = e.type === "dir" ? () => mkdirSync(path, modeSet ? e.mode : 0o700) : () => symlinkSync(e.linkname, path);
+      try {
+        make();
+      } catch (err) {
+        if (!isErrno(err, "EEXIST")) throw err;
+        const existing = lstatSync(path);
+        if (e.type === "dir" && existing.isDirectory()) {
+          modeSet = false;
+        } else {
+          this.#remove(path, existing);
+          make();
+        }
+      }
+      if (e.type === "dir") this.#dirs.set([...parts, base].join("/"), path);
+    } else {
+      const existing = lstatOrUndefined(path);
+      if (existing) this.#remove(path, existing);
+      switch (e.type) {
+        case "hardlink":
+          // The target inode already carries the owner, mode and times.
+          linkSync(linkTarget!, path);
+          return;
+        case "char":
+        case "block":
+          await makeDevice(path, e.type, e.mode, e.devmajor, e.devminor);
+          break;
+        case "fifo":
+          await makeFifo(path, e.mode);
+          break;
+      }
     }
     // Only symlinks need the no-follow chown (and Deno has no lchownSync); nothing else here is a link.
     if (this.#needsChown(e, parent)) {
@@ -183,7 +197,7 @@ class Applier {
       else chownSync(path, e.uid, e.gid);
     }
     // chown clears setuid/setgid, so permission bits come after it; symlinks have no mode of their own.
-    if (e.type !== "symlink") chmodSync(path, e.mode);
+    if (e.type !== "symlink" && !modeSet) chmodSync(path, e.mode);
     if (e.type === "dir") {
       if (e.mode & SETGID) this.#setgidDirs.add(path);
       else this.#setgidDirs.delete(path);
@@ -239,6 +253,14 @@ class Applier {
   }
 
   /**
+   * Whether open(2) or mkdir(2) gives `mode` exactly: no setuid, setgid or sticky bit (set after a chown,
+   * which clears them) and no bit the umask takes away.
+   */
+  #opensExact(mode: number): boolean {
+    return (mode & SPECIAL_BITS) === 0 && (mode & this.#masked) === 0;
+  }
+
+  /**
    * Whether a new entry needs chown: not when it has the owner a new file gets anyway (tsctr's own user and
    * group, in a directory without the setgid bit), which is every root-owned entry of most layers.
    */
@@ -252,8 +274,8 @@ class Applier {
     const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
     // Most files (0644, 0755 under umask 022) get their mode from open(2) and need no fchmod; setuid, setgid
     // and sticky bits, and bits the umask takes away, are set afterwards (after fchown, which clears setuid).
-    const exact = (e.mode & SPECIAL_BITS) === 0 && (e.mode & this.#masked) === 0;
-    const createMode = exact ? e.mode & 0o777 : 0o600;
+    const exact = this.#opensExact(e.mode);
+    const createMode = exact ? e.mode : 0o600;
     let fd: number;
     try {
       fd = openSync(path, flags, createMode);

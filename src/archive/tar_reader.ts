@@ -312,14 +312,19 @@ function parseHeader(block: Uint8Array, bad: Bad): RawHeader {
   // The checksum is the sum of all header bytes with the checksum field counted as spaces; historic
   // writers summed signed bytes, so both sums are accepted.
   const stored = parseNumber(block.subarray(148, 156), "checksum", bad);
-  let unsigned = 0;
-  let signed = 0;
-  for (let i = 0; i < BLOCK; i++) {
-    const b = i >= 148 && i < 156 ? 0x20 : block[i]!;
+  let unsigned = 8 * 0x20;
+  let high = 0; // bytes above 127, which a signed sum counts 256 lower
+  for (let i = 0; i < 148; i++) {
+    const b = block[i]!;
     unsigned += b;
-    signed += b > 127 ? b - 256 : b;
+    high += b >> 7;
   }
-  if (stored !== unsigned && stored !== signed) throw bad(`header checksum mismatch (stored ${stored}, computed ${unsigned})`);
+  for (let i = 156; i < BLOCK; i++) {
+    const b = block[i]!;
+    unsigned += b;
+    high += b >> 7;
+  }
+  if (stored !== unsigned && stored !== unsigned - 256 * high) throw bad(`header checksum mismatch (stored ${stored}, computed ${unsigned})`);
 
   // POSIX ustar has "ustar\0" here and a name prefix at 345; GNU has "ustar " and other fields there.
   const ustar = block[257] === 0x75 && block[258] === 0x73 && block[259] === 0x74 && block[260] === 0x61 && block[261] === 0x72 && block[262] === 0;
@@ -345,6 +350,7 @@ function parseHeader(block: Uint8Array, bad: Bad): RawHeader {
 }
 
 function text(b: Uint8Array, bad: Bad): string {
+  if (b.length === 0) return "";
   try {
     return utf8.decode(b);
   } catch {

@@ -171,6 +171,40 @@ test("a corrupt header checksum is DataLoss naming the entry", async () => {
   await assert.rejects(readAll(bytes, 4096), (e: unknown) => e instanceof TsctrError && e.kind === "DataLoss" && /checksum/.test(e.message) && /uree/.test(e.message));
 });
 
+test("header checksums: the unsigned sum, or the signed one of historic writers; anything else is DataLoss", async () => {
+  // One ustar header for "é-file" (bytes above 127 make the two sums differ), an empty body, the end marker.
+  const header = new Uint8Array(512);
+  const put = (off: number, s: string) => header.set(new TextEncoder().encode(s), off);
+  put(0, "é-file");
+  put(100, "0000644\0");
+  put(108, "0000000\0");
+  put(116, "0000000\0");
+  put(124, "00000000000\0");
+  put(136, "00000000000\0");
+  header[156] = 0x30;
+  put(257, "ustar\0" + "00");
+  let unsigned = 8 * 32;
+  let signed = 8 * 32;
+  header.forEach((b, i) => {
+    if (i >= 148 && i < 156) return;
+    unsigned += b;
+    signed += b > 127 ? b - 256 : b;
+  });
+  assert.notEqual(unsigned, signed);
+  const archive = (sum: number) => {
+    const h = header.slice();
+    h.set(new TextEncoder().encode(`${sum.toString(8).padStart(6, "0")}\0 `), 148);
+    const out = new Uint8Array(512 * 3);
+    out.set(h);
+    return out;
+  };
+  for (const sum of [unsigned, signed]) {
+    const entries = await readAll(archive(sum), 512);
+    assert.deepEqual([...entries.keys()], ["é-file"], `checksum ${sum}`);
+  }
+  await assert.rejects(readAll(archive(unsigned + 1), 512), (e: unknown) => e instanceof TsctrError && e.kind === "DataLoss" && /checksum mismatch/.test(e.message));
+});
+
 test("a truncated archive is DataLoss, inside a body or inside a header", async () => {
   await setup();
   const bytes = await readFile(join(dir, "gnu.tar"));
