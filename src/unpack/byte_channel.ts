@@ -22,7 +22,7 @@ export interface ChannelLimits {
   batchBytes: number;
 }
 
-export const DEFAULT_CHANNEL_LIMITS: ChannelLimits = { windowBytes: 2 * 2 ** 20, batchBytes: 256 * 2 ** 10 };
+export const DEFAULT_CHANNEL_LIMITS: ChannelLimits = { windowBytes: 512 * 2 ** 10, batchBytes: 128 * 2 ** 10 };
 
 /** The sending end of a byte channel. */
 export interface ChannelSender {

@@ -127,7 +127,7 @@ export class ExtractWorkers {
 function spawnWorker(): Worker {
   const embedded = (globalThis as { __TSCTR_EXTRACT_WORKER__?: string }).__TSCTR_EXTRACT_WORKER__;
   // Small heaps: a worker streams bytes through and keeps little; V8's defaults would let each grow by tens of MB.
-  const resourceLimits = { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 };
+  const resourceLimits = { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 64 };
   const worker = embedded !== undefined
     ? new Worker(embedded, { eval: true, resourceLimits })
     : new Worker(new URL("./worker_main.ts", import.meta.url), { resourceLimits });
