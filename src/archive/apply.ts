@@ -151,29 +151,19 @@ class Applier {
     const linkTarget = e.type === "hardlink" ? await this.#linkTarget(e.linkname) : undefined;
     if (linkTarget === path) return; // a link to itself: nothing to do
 
-    // A regular file is created with O_EXCL, which finds anything in its way (most entries are files in a
-    // fresh directory: one lstat fewer each); other types look first.
+    // Files (with O_EXCL), directories and symlinks, nearly every entry, are created at once and look only
+    // when something is in their way (EEXIST, see #create): one lstat fewer each. The rarer types look first.
     if (e.type === "file") return this.#writeFile(path, parent, e);
-    // Directories and symlinks (the next most common) are made at once too, and look only when something is
-    // in their way (EEXIST): a directory there is merged with, anything else replaced. The rest look first.
     let modeSet = false;
-    if (e.type === "dir" || e.type === "symlink") {
+    if (e.type === "dir") {
       // A directory made in a setgid directory inherits the setgid bit, which chmod takes away if need be.
-      modeSet = e.type === "dir" && this.#opensExact(e.mode) && !this.#setgidDirs.has(parent);
-      const make = e.type === "dir" ? () => mkdirSync(path, modeSet ? e.mode : 0o700) : () => symlinkSync(e.linkname, path);
-      try {
-        make();
-      } catch (err) {
-        if (!isErrno(err, "EEXIST")) throw err;
-        const existing = lstatSync(path);
-        if (e.type === "dir" && existing.isDirectory()) {
-          modeSet = false;
-        } else {
-          this.#remove(path, existing);
-          make();
-        }
-      }
-      if (e.type === "dir") this.#dirs.set([...parts, base].join("/"), path);
+      const exact = this.#opensExact(e.mode) && !this.#setgidDirs.has(parent);
+      // An existing directory is merged with: it keeps its inode and gets this entry's mode below.
+      const made = this.#create(path, () => (mkdirSync(path, exact ? e.mode : 0o700), true), true) === true;
+      modeSet = made && exact;
+      this.#dirs.set([...parts, base].join("/"), path);
+    } else if (e.type === "symlink") {
+      this.#create(path, () => symlinkSync(e.linkname, path));
     } else {
       const existing = lstatOrUndefined(path);
       if (existing) this.#remove(path, existing);
@@ -253,6 +243,23 @@ class Applier {
   }
 
   /**
+   * Runs `make`, a call that creates `path` and fails with EEXIST when something is there; that is removed
+   * and `make` runs again (so nothing is ever written through it), except a directory when `keepDirectory`,
+   * which stays: then the result is undefined.
+   */
+  #create<T>(path: string, make: () => T, keepDirectory = false): T | undefined {
+    try {
+      return make();
+    } catch (err) {
+      const existing = isErrno(err, "EEXIST") ? lstatOrUndefined(path) : undefined;
+      if (!existing) throw err;
+      if (keepDirectory && existing.isDirectory()) return undefined;
+      this.#remove(path, existing);
+      return make();
+    }
+  }
+
+  /**
    * Whether open(2) or mkdir(2) gives `mode` exactly: no setuid, setgid or sticky bit (set after a chown,
    * which clears them) and no bit the umask takes away.
    */
@@ -276,15 +283,7 @@ class Applier {
     // and sticky bits, and bits the umask takes away, are set afterwards (after fchown, which clears setuid).
     const exact = this.#opensExact(e.mode);
     const createMode = exact ? e.mode : 0o600;
-    let fd: number;
-    try {
-      fd = openSync(path, flags, createMode);
-    } catch (err) {
-      const existing = isErrno(err, "EEXIST") ? lstatOrUndefined(path) : undefined;
-      if (!existing) throw err;
-      this.#remove(path, existing);
-      fd = openSync(path, flags, createMode);
-    }
+    const fd = this.#create(path, () => openSync(path, flags, createMode))!;
     try {
       for await (const chunk of e.body) {
         let off = 0;

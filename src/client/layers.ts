@@ -74,7 +74,7 @@ const SMALL_LAYER = 4 * 2 ** 20;
  * start last and hold up the end (devbench: its 431-byte top layer began only when a 52 MB layer was done),
  * and ahead of them it would delay the big ones, which take the longest.
  */
-export function layerQueues(layers: readonly Descriptor[]): { small: number[]; big: number[] } {
+function layerQueues(layers: readonly Descriptor[]): { small: number[]; big: number[] } {
   const indexes = layers.map((_, i) => i);
   return { small: indexes.filter((i) => layers[i]!.size < SMALL_LAYER), big: indexes.filter((i) => layers[i]!.size >= SMALL_LAYER) };
 }
@@ -101,10 +101,9 @@ async function pullLayersWith(o: LayerPipelineOptions, workers: ExtractWorkers |
   const fail = (e: unknown) => {
     if (!abort.signal.aborted) abort.abort(e);
   };
-  // committed[i] settles as layer i's commit does; it exists before the layer starts, since layers start
-  // out of order (startOrder) and each waits for the one below it.
+  // committed[i] settles as layer i's commit does; it exists before the layer starts, since small layers
+  // start beside big ones (layerQueues) and each waits for the one below it.
   const committed = o.layers.map(() => settleLater());
-  const started = new Set<number>();
   /**
    * Fetches and extracts layer `i`, then commits it once the layer below is committed. `extracted` settles
    * when the download and extraction are over, freeing the slot for the next layer: a layer waiting for the
@@ -155,7 +154,6 @@ async function pullLayersWith(o: LayerPipelineOptions, workers: ExtractWorkers |
   const slot = async (queue: number[]) => {
     while (!abort.signal.aborted && queue.length > 0) {
       const i = queue.shift()!;
-      started.add(i);
       const { extracted, done } = runLayer(i);
       committed[i]!.settle(done);
       outcomes.push(done.then(() => undefined, (e: unknown) => (fail(e), { failed: e })));
@@ -165,8 +163,9 @@ async function pullLayersWith(o: LayerPipelineOptions, workers: ExtractWorkers |
   const slots = (queue: number[]) => Array.from({ length: Math.min(Math.max(1, o.concurrency), queue.length) }, () => slot(queue));
   const { small, big } = layerQueues(o.layers);
   await Promise.all([...slots(small), ...slots(big)]);
-  // Layers never started (the pull failed first) release the ones above them that wait for their commit.
-  o.layers.forEach((_, i) => started.has(i) || committed[i]!.settle(Promise.reject(abort.signal.reason)));
+  // Layers still queued were never started (the pull failed first): they release the ones above them that
+  // wait for their commit.
+  for (const i of [...small, ...big]) committed[i]!.settle(Promise.reject(abort.signal.reason));
   const settled = await Promise.all(outcomes);
   // Every layer has settled: no transfer, extraction or commit is still writing.
   if (abort.signal.aborted) throw abort.signal.reason;
