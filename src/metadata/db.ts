@@ -53,7 +53,7 @@ export async function openMetadata(path: string): Promise<MetadataStore> {
   db.exec(`PRAGMA busy_timeout=${BUSY_TIMEOUT_MS};`);
   const flushNothing = getSyncLevel() === "none";
   if (flushNothing) db.exec("PRAGMA synchronous=OFF;");
-  await enterWalMode(db);
+  await enterWalMode(db, path);
   db.exec("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
   if (flushNothing) db.exec("PRAGMA synchronous=OFF;");
   db.exec(SCHEMA);
@@ -66,16 +66,16 @@ export async function openMetadata(path: string): Promise<MetadataStore> {
  * "database is locked" at once. So the mode is read first (a shared lock, which waits), and a busy switch is
  * retried until the other opener has made it, or until the busy timeout.
  */
-async function enterWalMode(db: Database): Promise<void> {
+async function enterWalMode(db: Database, path: string): Promise<void> {
   const deadline = Date.now() + BUSY_TIMEOUT_MS;
   for (let pause = 2; ; pause = Math.min(pause * 2, 50)) {
-    const mode = db.prepare("PRAGMA journal_mode").get()?.journal_mode;
-    if (mode === "wal") return;
     try {
+      if (db.prepare("PRAGMA journal_mode").get()?.journal_mode === "wal") return;
       db.exec("PRAGMA journal_mode=WAL;");
       return;
     } catch (e) {
-      if (!isBusy(e) || Date.now() > deadline) throw e;
+      if (!isBusy(e)) throw e;
+      if (Date.now() > deadline) throw errorOf("Unavailable", `open metadata ${path}: another process kept it locked for ${BUSY_TIMEOUT_MS / 1000} s`, e);
     }
     await new Promise((resolve) => setTimeout(resolve, pause));
   }

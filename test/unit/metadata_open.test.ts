@@ -5,7 +5,9 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
+import { DatabaseSync } from "node:sqlite";
 import { openMetadata } from "../../src/metadata/mod.ts";
+import { TsctrError } from "../../src/errdefs/mod.ts";
 
 const DB_MODULE = new URL("../../src/metadata/mod.ts", import.meta.url).href;
 
@@ -58,6 +60,21 @@ test("several processes opening one new store at once all succeed (the switch to
       }
     }
   } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("a new store held locked past the busy timeout is Unavailable naming it, in one line", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "tsctr-meta-"));
+  const path = join(dir, "metadata.db");
+  const holder = new DatabaseSync(path);
+  try {
+    holder.exec("BEGIN EXCLUSIVE; CREATE TABLE t (x); ");
+    await assert.rejects(openMetadata(path), (e: unknown) =>
+      e instanceof TsctrError && e.kind === "Unavailable" && e.message === `open metadata ${path}: another process kept it locked for 10 s`);
+  } finally {
+    holder.exec("ROLLBACK");
+    holder.close();
     await rm(dir, { recursive: true, force: true });
   }
 });
