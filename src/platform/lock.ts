@@ -1,16 +1,18 @@
 /**
  * Inter-process locks on one host without native addons: a lock is a file created with O_EXCL that holds
  * its owner's identity, "<pid> <start time>" (the start time from /proc/<pid>/stat tells a live owner from a
- * recycled PID). A lock whose owner is gone is stale and is taken over: it is renamed aside (atomic, so two
- * processes cannot both take it over) and the renamed file is checked to be the stale one read before.
+ * recycled PID). A lock whose owner is gone is stale and is taken over: the taker first holds a second lock
+ * named after the stale content ("breaking" it), then removes the lock file only if it still holds that
+ * content. While a lock's owner lives nobody else removes its file, so the check and the removal cannot be
+ * split by another process; a taker that dies while breaking leaves a stale break lock, taken over the same way.
  *
  *   const release = await acquireLock(join(root, "locks", "blob-<hex>"));
  *   try { ... } finally { await release(); }
  */
 import { readFileSync } from "node:fs";
-import { link, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { link, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import process from "node:process";
 import { errorOf, isErrno } from "../errdefs/mod.ts";
 
@@ -73,7 +75,7 @@ export async function acquireLock(path: string, opts: LockOptions = {}): Promise
     if (await tryCreate(path, me)) return releaser(path, me);
     const owner = await lockOwner(path);
     if (owner !== undefined && !ownerAlive(owner)) {
-      await takeOver(path, owner);
+      await breakStaleLock(path, owner, deadline);
       continue;
     }
     if (Date.now() >= deadline) throw errorOf("Unavailable", `lock ${opts.what ?? path}: held by process ${owner?.split(" ")[0] ?? "?"}`);
@@ -110,21 +112,19 @@ async function tryCreate(path: string, me: string): Promise<boolean> {
 }
 
 /**
- * Removes a stale lock. Renaming is atomic, so of two processes taking over only one moves the stale file;
- * if what was moved is not the stale lock (another process took it over meanwhile and holds it now), it is
- * put back.
+ * Removes the lock file at `path` if it still holds `stale` (an owner known to be dead), holding the break
+ * lock for that content meanwhile, so that of several takers exactly one removes it, and none removes a lock
+ * created after it (by a taker that read the stale owner late). Exported for tests.
  */
-async function takeOver(path: string, stale: string): Promise<void> {
-  const aside = `${path}.${randomBytes(6).toString("hex")}.stale`;
+export async function breakStaleLock(path: string, stale: string, deadline = Infinity): Promise<void> {
+  const breaker = `${path}.${createHash("sha256").update(stale).digest("hex").slice(0, 16)}.break`;
+  const timeoutMs = deadline === Infinity ? undefined : Math.max(0, deadline - Date.now());
+  const release = await acquireLock(breaker, { timeoutMs, what: path });
   try {
-    await rename(path, aside);
-  } catch (e) {
-    if (isErrno(e, "ENOENT")) return;
-    throw e;
+    if ((await lockOwner(path)) === stale) await rm(path, { force: true });
+  } finally {
+    await release();
   }
-  const moved = (await readFile(aside, "utf8").catch(() => "")).trim();
-  if (moved !== stale) await link(aside, path).catch(() => {});
-  await rm(aside, { force: true });
 }
 
 function releaser(path: string, me: string): Release {
