@@ -24,6 +24,7 @@ import { isRoot } from "../platform/runtime.ts";
 import { lockResource, storeBytes, trackingLease, withLease, type Lease, type Made } from "./coordination.ts";
 import type { LayerGuard } from "./layers.ts";
 import { clearImageMark } from "../metadata/image_marks.ts";
+import { readStoreConfig } from "./store_config.ts";
 
 export type PullEvent =
   | { type: "resolved"; ref: string; digest: string; platform: string }
@@ -45,7 +46,7 @@ export interface PullOptions {
   discardBlobs?: boolean;
   /** Decompression-bomb ceilings per layer (defaults: 64 GiB, 1100:1). */
   limits?: Partial<LayerLimits>;
-  /** Extraction worker threads besides this one (default 0: every layer in this thread, the least memory; each worker ~25 MB). */
+  /** Extraction worker threads besides this one (default: the store config's unpackWorkers, else 0: every layer in this thread, the least memory; each worker ~25 MB). */
   workers?: number;
   /** How broken downloads are retried and resumed (defaults: registry/retry.ts DEFAULT_RETRY). */
   retry?: Partial<RetryPolicy>;
@@ -131,7 +132,7 @@ async function pullWith(ctx: Context, registry: RegistryClient, ref: Reference, 
     discardBlobs: opts.discardBlobs ?? false,
     concurrency: opts.concurrency ?? 3,
     limits: opts.limits,
-    workers: opts.workers,
+    workers: opts.workers ?? (await readStoreConfig(ctx.root)).unpackWorkers,
     retry: opts.retry,
     emit,
     guard: layerGuard(ctx, lease),

@@ -7,6 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readdir, rm, truncate, writeFile, readFile, open } from "node:fs/promises";
 import { join } from "node:path";
+import process from "node:process";
 import { startRegistry, type TestRegistry } from "../helpers/registry.ts";
 import { makeTsctr, type Tsctr } from "../helpers/tsctr.ts";
 import { pushLayeredImage, randomLayers } from "../helpers/store_images.ts";
@@ -232,6 +233,54 @@ test("--sync and config.json choose the level; a bad config.json is one clear er
     assert.match(await readFile(join(tsctr.root, "config.json"), "utf8"), /none/);
   } finally {
     await tsctr.cleanup();
+  }
+});
+
+/** Names of the threads of the tsctr process working on `root`, seen at any moment until `until` settles. */
+async function threadNames(root: string, until: Promise<unknown>): Promise<Set<string>> {
+  const seen = new Set<string>();
+  let done = false;
+  void until.finally(() => (done = true));
+  while (!done) {
+    for (const pid of await readdir("/proc").catch(() => [])) {
+      if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
+      const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
+      if (!cmdline.split("\0").includes(root)) continue;
+      for (const task of await readdir(`/proc/${pid}/task`).catch(() => [])) {
+        seen.add((await readFile(`/proc/${pid}/task/${task}/comm`, "utf8").catch(() => "")).trim());
+      }
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return seen;
+}
+
+test("config.json's unpackWorkers puts big layers on a worker thread; --unpack-workers overrides it; a bad value is one clear error", async () => {
+  const reg = await startRegistry();
+  const tsctr = await makeTsctr();
+  try {
+    await pushLayeredImage(reg.host, "store-workers", "1", await randomLayers("workers", 2, 8 << 20));
+    const ref = `${reg.host}/store-workers:1`;
+    const pullSeeing = async (args: string[]) => {
+      const pulling = tsctr(["pull", "-q", "--plain-http", ...args, ref]);
+      const names = await threadNames(tsctr.root, pulling);
+      ok(await pulling, "pull");
+      ok(await tsctr(["images", "rm", ref]), "rm");
+      ok(await tsctr(["prune"]), "prune");
+      return names;
+    };
+    assert.ok((await pullSeeing([])).has("MainThread"), "the poller sees the pull's threads");
+    assert.ok(!(await pullSeeing([])).has("WorkerThread"), "no worker by default");
+    await writeFile(join(tsctr.root, "config.json"), '{"unpackWorkers": 1}');
+    assert.ok((await pullSeeing([])).has("WorkerThread"), "a worker with unpackWorkers 1");
+    assert.ok(!(await pullSeeing(["--unpack-workers", "0"])).has("WorkerThread"), "--unpack-workers 0 wins over the file");
+    await writeFile(join(tsctr.root, "config.json"), '{"unpackWorkers": -1}');
+    const bad = await tsctr(["images", "ls"]);
+    assert.equal(bad.code, ErrorKinds.InvalidArgument);
+    assert.match(bad.stderr, /^tsctr: read .*config\.json: "unpackWorkers" must be a whole number from 0 to 64\n$/);
+  } finally {
+    await tsctr.cleanup();
+    await reg.stop();
   }
 });
 

@@ -13,7 +13,7 @@ export function pullCommand(): Command {
     .option("--discard-blobs", "keep no compressed copy of the layers (saves disk; export and push then need a re-pull)", false)
     .option("--max-layer-size <bytes>", "refuse a layer that decompresses past this many bytes (default 64 GiB)", positiveInteger)
     .option("--max-layer-ratio <n>", "refuse a layer that decompresses more than n times its size (default 1100)", positiveInteger)
-    .option("--unpack-workers <n>", "extraction threads besides the main thread (default 0: the least memory; each worker takes big layers' hashing, parsing and file writes: faster on several cores, ~25 MB more)", nonNegativeInteger)
+    .option("--unpack-workers <n>", "extraction threads besides the main thread (default: config.json's unpackWorkers, else 0: the least memory; each worker takes big layers' hashing, parsing and file writes: faster on several cores, ~25 MB more)", nonNegativeInteger)
     .option("--stall-timeout <seconds>", "resume a download that receives nothing for this long (default 30)", positiveInteger)
     .option("-q, --quiet", "print nothing but errors", false)
     .option("--skip-verify", "do not verify the registry's TLS certificate (insecure)", false)
