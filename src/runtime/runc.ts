@@ -14,6 +14,9 @@ import { execFile } from "../platform/exec.ts";
 /** Where runc keeps container state unless told otherwise; tsctr passes its own (under --state). */
 export const DEFAULT_RUNC_ROOT = "/run/tsctr/runc";
 
+/** How often `list` tries when containers vanish while runc lists them. */
+const LIST_ATTEMPTS = 5;
+
 /** Signals a foreground `run` forwards to runc, which forwards them to the container's init. */
 export const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"];
 
@@ -161,9 +164,26 @@ export class Runc {
     return JSON.parse(await this.exec(["state", id], id)) as RuncState;
   }
 
-  /** Lists the containers in this runc root (empty when the root does not exist yet). */
+  /**
+   * Lists the containers in this runc root (empty when the root does not exist yet). runc reads the root's
+   * directory and then stats each entry, failing as a whole when a container is deleted in between; such a
+   * failure is retried (up to LIST_ATTEMPTS times), so a list taken while containers come and go succeeds.
+   */
   async list(): Promise<RuncListEntry[]> {
-    return (JSON.parse(await this.exec(["list", "--format", "json"])) as RuncListEntry[] | null) ?? [];
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return (JSON.parse(await this.exec(["list", "--format", "json"])) as RuncListEntry[] | null) ?? [];
+      } catch (e) {
+        if (attempt >= LIST_ATTEMPTS || !this.vanishedDuringList(e)) throw e;
+        await new Promise((r) => setTimeout(r, 10 * attempt));
+      }
+    }
+  }
+
+  /** Whether `err` is runc list tripping over a container directory removed while it listed. */
+  private vanishedDuringList(err: unknown): boolean {
+    const message = err instanceof Error ? err.message : "";
+    return message.includes(`${this.root}/`) && /no such file or directory/i.test(message);
   }
 
   /**
