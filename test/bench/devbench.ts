@@ -6,20 +6,21 @@
  *   top layer with a few files and a whiteout. The .debs come from `apt-get download`, each layer tree from
  *   `dpkg -x`, packed with GNU tar (POSIX/PAX format, like Go's archive/tar) and compressed with pigz.
  * - "busybox": the test helpers' one-layer busybox image (oci_builder.ts).
+ * - "big": the 1 GB image of the memory target, four layers of one 256 MiB file of random bytes each.
  *
  * Everything is cached under os.tmpdir()/tsctr-bench-cache: the .debs, the compressed layers with their
  * digests, and a copy of the registry's storage holding devbench (its blob files hard-linked), so a second
  * run neither rebuilds nor re-pushes.
  */
 import { spawn } from "node:child_process";
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { copyFile, link, lstat, mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import process from "node:process";
-import { Transform } from "node:stream";
+import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Digest } from "../../src/digest/mod.ts";
 import { MediaTypes } from "../../src/images/types.ts";
@@ -181,14 +182,14 @@ function hashing(hash: ReturnType<typeof createHash>, counter: { n: number }): T
  * `out`, hashing the tar (diffID) and the compressed stream (digest) as they pass; nothing is held in
  * memory. POSIX format without atime/ctime records, so PAX headers appear only where needed.
  */
-async function packTree(tree: string, out: string, extraTarArgs: string[] = []): Promise<{ digest: Digest; diffId: Digest; size: number; tarSize: number }> {
+async function packTree(tree: string, out: string, extraTarArgs: string[] = [], level = 6): Promise<{ digest: Digest; diffId: Digest; size: number; tarSize: number }> {
   const top = (await readdir(tree)).sort();
   const tarArgs = [
     "--create", "--file=-", `--directory=${tree}`, "--format=posix",
     "--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime", "--sort=name", "--numeric-owner",
     ...extraTarArgs, "--", ...top,
   ];
-  const gz = (await exists("/usr/bin/pigz")) ? { cmd: "pigz", args: ["-6", "-n", "-c"] } : { cmd: "gzip", args: ["-6", "-n", "-c"] };
+  const gz = { cmd: (await exists("/usr/bin/pigz")) ? "pigz" : "gzip", args: [`-${level}`, "-n", "-c"] };
   const tar = spawn("tar", tarArgs, { stdio: ["ignore", "pipe", "pipe"] });
   const zip = spawn(gz.cmd, gz.args, { stdio: ["pipe", "pipe", "pipe"] });
   let err = "";
@@ -230,16 +231,29 @@ async function writeTopTree(tree: string): Promise<void> {
   await mkdir(join(tree, "home", "dev"), { recursive: true });
 }
 
-/** Builds (or finds in the cache) the compressed layers of devbench, bottom to top. */
-export async function devbenchLayers(log: Log): Promise<BuiltLayer[]> {
-  const dir = recipeDir();
-  const metaFile = join(dir, "layers.json");
+/** The layers a cache's `layers.json` lists, if every layer file is there with its size; else undefined. */
+async function cachedLayers(metaFile: string): Promise<BuiltLayer[] | undefined> {
   try {
     const meta = JSON.parse(await readFile(metaFile, "utf8")) as BuiltLayer[];
     if ((await Promise.all(meta.map((l) => stat(l.file).then((s) => s.size === l.size, () => false)))).every(Boolean)) return meta;
   } catch {
     // not built yet
   }
+  return undefined;
+}
+
+/** Records built layers in the cache (replaced atomically). */
+async function saveLayers(metaFile: string, layers: BuiltLayer[]): Promise<void> {
+  await writeFile(`${metaFile}.tmp`, JSON.stringify(layers, null, 2));
+  await rename(`${metaFile}.tmp`, metaFile);
+}
+
+/** Builds (or finds in the cache) the compressed layers of devbench, bottom to top. */
+export async function devbenchLayers(log: Log): Promise<BuiltLayer[]> {
+  const dir = recipeDir();
+  const metaFile = join(dir, "layers.json");
+  const cached = await cachedLayers(metaFile);
+  if (cached) return cached;
   await mkdir(dir, { recursive: true });
   const debs = await ensureDebs(log);
   const layers: BuiltLayer[] = [];
@@ -263,8 +277,7 @@ export async function devbenchLayers(log: Log): Promise<BuiltLayer[]> {
     layers.push({ name, file, ...packed, ...stats });
     log(`  ${name}: ${mb(packed.size)} compressed, ${mb(packed.tarSize)} tar, ${stats.entries} entries`);
   }
-  await writeFile(`${metaFile}.tmp`, JSON.stringify(layers, null, 2));
-  await rename(`${metaFile}.tmp`, metaFile);
+  await saveLayers(metaFile, layers);
   return layers;
 }
 
@@ -340,6 +353,12 @@ async function mirrorStorage(src: string, dst: string): Promise<void> {
   }
 }
 
+/** What a served image built from `layers` is, for the report. */
+function fixtureImage(ref: string, digest: Digest, layers: readonly BuiltLayer[]): FixtureImage {
+  const sum = (f: (l: BuiltLayer) => number) => layers.reduce((n, l) => n + f(l), 0);
+  return { ref, digest, layers: layers.length, compressedBytes: sum((l) => l.size), tarBytes: sum((l) => l.tarSize), entries: sum((l) => l.entries), fileBytes: sum((l) => l.fileBytes) };
+}
+
 /**
  * Makes `reg` serve devbench as `devbench:1`: from the cached storage copy when it holds the expected
  * manifest, otherwise by building (or reusing) the layers and pushing them, then caching the storage.
@@ -348,15 +367,7 @@ export async function serveDevbench(reg: TestRegistry, log: Log): Promise<Fixtur
   const layers = await devbenchLayers(log);
   const m = devbenchManifest(layers);
   const cached = join(recipeDir(), "registry-data");
-  const image: FixtureImage = {
-    ref: `${reg.host}/devbench:1`,
-    digest: m.manifestDigest,
-    layers: layers.length,
-    compressedBytes: layers.reduce((n, l) => n + l.size, 0),
-    tarBytes: layers.reduce((n, l) => n + l.tarSize, 0),
-    entries: layers.reduce((n, l) => n + l.entries, 0),
-    fileBytes: layers.reduce((n, l) => n + l.fileBytes, 0),
-  };
+  const image = fixtureImage(`${reg.host}/devbench:1`, m.manifestDigest, layers);
   const data = join(reg.dir, "data");
   if (await exists(cached)) {
     await mirrorStorage(cached, data);
@@ -385,6 +396,62 @@ export async function serveBusybox(reg: TestRegistry): Promise<FixtureImage> {
     layers: img.manifest.layers.length,
     compressedBytes: img.manifest.layers.reduce((n, l) => n + l.size, 0),
   };
+}
+
+/** Bump when the 1 GB image's recipe changes: it keys the cached layers. */
+const BIG_RECIPE = "big-v1";
+const BIG_LAYERS = 4;
+const BIG_LAYER_BYTES = 256 * 2 ** 20;
+
+/** Writes `bytes` random bytes to `file`, 1 MiB at a time. */
+async function writeRandomFile(file: string, bytes: number): Promise<void> {
+  const chunk = 1 << 20;
+  async function* random() {
+    for (let left = bytes; left > 0; left -= chunk) yield randomBytes(Math.min(chunk, left));
+  }
+  await pipeline(Readable.from(random()), createWriteStream(file));
+}
+
+/**
+ * Builds (or finds in the cache) the layers of "big", the issue's 1 GB image: four layers, each one file of
+ * 256 MiB of random bytes, so that they stay ~1.07 GB compressed (gzip -1) and uncompressed. It measures
+ * what a pull holds in memory when the bytes are many and the files few.
+ */
+export async function bigImageLayers(log: Log): Promise<BuiltLayer[]> {
+  const dir = join(BENCH_CACHE, BIG_RECIPE);
+  const metaFile = join(dir, "layers.json");
+  const cached = await cachedLayers(metaFile);
+  if (cached) return cached;
+  await mkdir(dir, { recursive: true });
+  const layers: BuiltLayer[] = [];
+  for (let i = 0; i < BIG_LAYERS; i++) {
+    const name = `random-${i}`;
+    const tree = join(dir, `tree-${name}`);
+    await rm(tree, { recursive: true, force: true });
+    await mkdir(join(tree, "data"), { recursive: true });
+    log(`building the 1 GB image's layer ${i + 1} of ${BIG_LAYERS} (${mb(BIG_LAYER_BYTES)} of random bytes)`);
+    await writeRandomFile(join(tree, "data", `${name}.bin`), BIG_LAYER_BYTES);
+    await utimes(join(tree, "data"), FIXED_MTIME, FIXED_MTIME);
+    const file = join(dir, `layer-${name}.tar.gz`);
+    const packed = await packTree(tree, file, [`--mtime=@${FIXED_MTIME}`, "--owner=0", "--group=0"], 1);
+    await rm(tree, { recursive: true, force: true });
+    layers.push({ name, file, ...packed, entries: 2, fileBytes: BIG_LAYER_BYTES });
+  }
+  await saveLayers(metaFile, layers);
+  return layers;
+}
+
+/** Makes `reg` serve the 1 GB image as `big:1` (built or taken from the cache, then pushed). */
+export async function serveBigImage(reg: TestRegistry, log: Log): Promise<FixtureImage> {
+  const layers = await bigImageLayers(log);
+  const m = devbenchManifest(layers);
+  const image = fixtureImage(`${reg.host}/big:1`, m.manifestDigest, layers);
+  log(`pushing the 1 GB image (${mb(image.compressedBytes)}) to ${reg.host}`);
+  for (const l of layers) await pushBlobFile(reg.host, "big", l.file, l.digest, l.size);
+  await pushBlob(reg.host, "big", m.configBytes);
+  const got = await pushManifestBytes(reg.host, "big", "1", m.manifestBytes, MediaTypes.ociManifest);
+  if (got !== m.manifestDigest) throw new Error(`big manifest digest ${got}, expected ${m.manifestDigest}`);
+  return image;
 }
 
 /** Tools the fixtures need, with the Debian package to install for each one that is missing. */

@@ -10,6 +10,7 @@
  * - cold pull of devbench: `tsctr pull` vs `ctr images pull` (which unpacks to overlayfs), with the image,
  *   content and snapshots removed and the page cache dropped before every timed pull; wall time, peak RSS
  *   of the client (and of the containerd daemon), and when each first reported unpacking;
+ * - peak RSS of one cold `tsctr pull` of "big", a 1 GB image (the memory target; tsctr only);
  * - start-up: `tsctr version` vs `ctr --version`;
  * - `tsctr run --rm busybox true` vs `ctr run --rm busybox ID true`;
  * - engine micro-figures (micro.ts), each against its reference: WASM inflate vs node:zlib, SHA-256 on WASM vs
@@ -28,7 +29,7 @@ import { parseArgs } from "node:util";
 import { execFile } from "../../src/platform/exec.ts";
 import { startRegistry } from "../helpers/registry.ts";
 import { startContainerd, type PrivateContainerd } from "../helpers/containerd.ts";
-import { serveBusybox, serveDevbench, devbenchLayers, missingFixtureTools, BENCH_CACHE, DEVBENCH_LAYERS, type FixtureImage } from "./devbench.ts";
+import { serveBigImage, serveBusybox, serveDevbench, devbenchLayers, missingFixtureTools, BENCH_CACHE, DEVBENCH_LAYERS, type FixtureImage } from "./devbench.ts";
 import { engineMicro, layerCorpus, usrCorpus, type EngineCorpus, type MicroResults, type ThroughputResult } from "./micro.ts";
 import {
   TIME_BIN, canDropCaches, cleanupMeasure, dropCaches, killRunning, max, median, min, procMemory, ratios,
@@ -301,6 +302,22 @@ async function coldPulls(exe: string, ctd: PrivateContainerd, image: FixtureImag
   return out;
 }
 
+/** The issue's memory target: peak RSS of a pull of a 1 GB image, in KiB (pull's own default settings). */
+const BIG_PULL_RSS_LIMIT_BYTES = 100e6;
+
+/** One cold tsctr pull of the 1 GB image, with its pull arguments; returns its time and peak RSS. */
+async function bigPull(exe: string, image: FixtureImage, base: string, opts: Options): Promise<Timed> {
+  const root = join(base, "big", "root");
+  const state = join(base, "big", "state");
+  await removeTree(join(base, "big"));
+  await dropCaches();
+  log(`cold pull of the 1 GB image ${image.ref} (tsctr only: peak RSS)`);
+  const t = await timeOk(`tsctr pull ${image.ref}`, ...tsctrCmd(exe, root, state, ["pull", "--plain-http", ...opts.pullArgs, image.ref]), { rss: true, timeoutMs: opts.timeoutMs });
+  log(`  tsctr pull ${fmtS(t.ms)}, peak RSS ${fmtMB(t.maxRssKb)}`);
+  await removeTree(join(base, "big"));
+  return t;
+}
+
 async function startups(exe: string, runs: number): Promise<Pair[]> {
   log(`start-up: ${runs} pairs of 'tsctr version' and 'ctr --version'`);
   const opts = { timeoutMs: 30_000 };
@@ -512,6 +529,7 @@ async function main(): Promise<void> {
   const coldStartup = await coldStartups(exe, Math.max(3, opts.rounds));
   const run = await runs(exe, ctd, busybox, base, opts.runRuns);
   const pulls = await coldPulls(exe, ctd, pullImage, base, opts);
+  const big = opts.quick ? undefined : await bigPull(exe, await serveBigImage(reg, log), base, opts);
   const micro = await microBench(opts, base);
 
   // ---- report ----
@@ -550,6 +568,15 @@ async function main(): Promise<void> {
     pairRow("  peak RSS, client + daemon", combined, fmtMB),
     pairRow("  disk used after the pull", disk, fmtMB),
     pairRow("  CPU time, user + sys (ctr + daemon)", cpu, fmtS),
+    ...(big === undefined
+      ? []
+      : [{
+        label: "peak RSS, pull of a 1 GB image (N=1)",
+        tsctr: fmtMB(big.maxRssKb),
+        containerd: "",
+        ratio: "",
+        target: big.maxRssKb === undefined ? "" : `≤ 100 MB of 10^6 bytes ${big.maxRssKb * 1024 <= BIG_PULL_RSS_LIMIT_BYTES ? "(met)" : "(missed)"}`,
+      }]),
     pairRow(`start-up: version (N=${startup.length})`, startup, fmtMs),
     pairRow(`start-up after drop_caches (N=${coldStartup.length})`, coldStartup, fmtMs),
     pairRow(`run --rm busybox true (N=${run.length})`, run, fmtMs, 1.0),
@@ -607,6 +634,7 @@ async function main(): Promise<void> {
     },
     image: { name: imageName, ...img },
     coldPull: { rounds: pulls, medianRatio: median(ratios(pullMs)), target: 0.6 },
+    bigPull: big === undefined ? undefined : { ms: big.ms, maxRssKb: big.maxRssKb, targetBytes: BIG_PULL_RSS_LIMIT_BYTES },
     startup: { pairsMs: startup, medianRatio: median(ratios(startup)) },
     coldStartup: { pairsMs: coldStartup, medianRatio: median(ratios(coldStartup)) },
     run: { pairsMs: run, medianRatio: median(ratios(run)), target: 1.0 },
