@@ -40,7 +40,7 @@ const REPO = resolve(import.meta.dirname, "..", "..");
 const RESULTS_DIR = join(tmpdir(), "tsctr-bench-results");
 
 const USAGE = `usage: node test/bench/run.ts [--rounds N] [--quick] [--timeout SECONDS] [--exe PATH]
-  --rounds N          cold-pull rounds, each one tsctr pull and one ctr pull (default 3)
+  --rounds N          cold-pull rounds, each one tsctr pull and one ctr pull (default 5)
   --quick             one round of everything, busybox instead of devbench for the pulls, and a small
                       engine corpus
   --startup-runs N    pairs of start-up timings (default 20)
@@ -100,7 +100,7 @@ function options(): Options {
   };
   return {
     quick: values.quick,
-    rounds: int("rounds", values.rounds, values.quick ? 1 : 3),
+    rounds: int("rounds", values.rounds, values.quick ? 1 : 5),
     startupRuns: int("startup-runs", values["startup-runs"], 20),
     runRuns: int("run-runs", values["run-runs"], 10),
     timeoutMs: int("timeout", values.timeout, 300) * 1000,
