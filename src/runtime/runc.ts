@@ -4,18 +4,15 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { constants as fsConstants, rmSync } from "node:fs";
-import { access, readFile, stat } from "node:fs/promises";
+import { access, readdir, readFile, stat } from "node:fs/promises";
 import { constants as osConstants } from "node:os";
 import { delimiter, join } from "node:path";
 import process from "node:process";
-import { errorOf, type ErrorKind } from "../errdefs/mod.ts";
+import { errorOf, isKind, type ErrorKind } from "../errdefs/mod.ts";
 import { execFile } from "../platform/exec.ts";
 
 /** Where runc keeps container state unless told otherwise; tsctr passes its own (under --state). */
 export const DEFAULT_RUNC_ROOT = "/run/tsctr/runc";
-
-/** How often `list` tries when containers vanish while runc lists them. */
-const LIST_ATTEMPTS = 5;
 
 /** Signals a foreground `run` forwards to runc, which forwards them to the container's init. */
 export const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"];
@@ -166,18 +163,32 @@ export class Runc {
 
   /**
    * Lists the containers in this runc root (empty when the root does not exist yet). runc reads the root's
-   * directory and then stats each entry, failing as a whole when a container is deleted in between; such a
-   * failure is retried (up to LIST_ATTEMPTS times), so a list taken while containers come and go succeeds.
+   * directory and then stats each entry, failing as a whole when a container is deleted in between; on that
+   * failure the list is taken entry by entry instead (`runc state` of each directory, skipping those gone
+   * by then), so a list taken while containers come and go always succeeds.
    */
   async list(): Promise<RuncListEntry[]> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return (JSON.parse(await this.exec(["list", "--format", "json"])) as RuncListEntry[] | null) ?? [];
-      } catch (e) {
-        if (attempt >= LIST_ATTEMPTS || !this.vanishedDuringList(e)) throw e;
-        await new Promise((r) => setTimeout(r, 10 * attempt));
-      }
+    try {
+      return (JSON.parse(await this.exec(["list", "--format", "json"])) as RuncListEntry[] | null) ?? [];
+    } catch (e) {
+      if (!this.vanishedDuringList(e)) throw e;
+      return await this.listEachEntry();
     }
+  }
+
+  /** `list` built from the root's directories one `runc state` at a time; a container gone meanwhile is left out. */
+  private async listEachEntry(): Promise<RuncListEntry[]> {
+    const dirents = await readdir(this.root, { withFileTypes: true }).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === "ENOENT") return [];
+      throw e;
+    });
+    const states = await Promise.all(dirents.filter((d) => d.isDirectory()).map((d) =>
+      this.state(d.name).catch((e: unknown) => {
+        if (isKind(e, "NotFound")) return undefined;
+        throw e;
+      })
+    ));
+    return states.filter((s) => s !== undefined).map(({ id, pid, status, bundle, rootfs, created, owner }) => ({ id, pid, status, bundle, rootfs, created, owner: owner ?? "" }));
   }
 
   /** Whether `err` is runc list tripping over a container directory removed while it listed. */
