@@ -15,7 +15,8 @@ export function openNetwork(ctx: Context): Network {
 
 /**
  * Sets up container `id`'s network and edits `spec` to use it: the network namespace joins the one made
- * (or, in host mode, is dropped), and the /etc files written into `bundle` are bind-mounted. On failure
+ * (is left for runc to make, in none mode, or is dropped, in host mode), and the /etc files written into
+ * `bundle` are bind-mounted. On failure
  * nothing of the network is left; after success, `disconnectNetwork` undoes it.
  */
 export async function connectNetwork(ctx: Context, id: string, bundle: string, spec: Spec, opts: NetworkOptions): Promise<NetworkSetup> {
@@ -25,6 +26,7 @@ export async function connectNetwork(ctx: Context, id: string, bundle: string, s
     const hostname = spec.hostname ?? id;
     spec.linux.namespaces = spec.linux.namespaces.filter((ns) => ns.type !== "network");
     if (setup.netnsPath) spec.linux.namespaces.push({ type: "network", path: setup.netnsPath });
+    else if (setup.newNamespace) spec.linux.namespaces.push({ type: "network" });
     const own = (name: string, text: string) => writeFile(join(bundle, name), text, { mode: 0o644 }).then(() => bindMount(join(bundle, name), `/etc/${name}`, false));
     spec.mounts.push(await own("hostname", `${hostname}\n`));
     if (opts.mode === "host") {

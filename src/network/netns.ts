@@ -2,7 +2,7 @@
  * Persistent network namespaces: a new namespace kept alive by a bind mount of its nsfs file on a path,
  * made by util-linux `unshare --net=PATH` (Node and Deno cannot call unshare(2) or mount(2) themselves).
  */
-import { mkdir, open, rm } from "node:fs/promises";
+import { lstat, mkdir, open, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 import process from "node:process";
 import { errorOf, isErrno, isKind } from "../errdefs/mod.ts";
@@ -40,6 +40,8 @@ export async function createNetns(path: string): Promise<void> {
 
 /** Unmounts and deletes a namespace file made by createNetns. Idempotent: a missing or unmounted file is fine. */
 export async function removeNetns(path: string): Promise<void> {
+  // No file, no mount on it (a mount point cannot be deleted): nothing to spawn umount for (none and host modes).
+  if (!(await lstat(path).then(() => true, () => false))) return;
   await unmount(path).catch((e: unknown) => {
     if (!isKind(e, "NotFound")) throw e;
   });

@@ -45,21 +45,20 @@ export class Network {
   }
 
   /**
-   * Gives container `id` its network: host mode needs nothing; none gets a new namespace with loopback up;
-   * bridge also gets eth0 on tsctr0 with an address, a default route and its published ports. On failure
-   * everything made so far is undone (plugins DEL in reverse, namespace removed) before the error is thrown.
+   * Gives container `id` its network: host mode needs nothing; none asks the runtime for a new namespace
+   * (loopback only, up); bridge gets a namespace file with lo up and eth0 on tsctr0, an address, a default
+   * route and its published ports. On failure everything made so far is undone (plugins DEL in reverse,
+   * namespace removed) before the error is thrown.
    */
   async setup(id: string, opts: NetworkOptions): Promise<NetworkSetup> {
     const ports = [...(opts.ports ?? [])];
     if (ports.length > 0 && opts.mode !== "bridge") throw errorOf("InvalidArgument", `network for ${id}: publishing ports needs the bridge network, not --net ${opts.mode}`);
     if (opts.mode === "host") return { ips: [], ports: [] };
+    if (opts.mode === "none") return { newNamespace: true, ips: [], ports: [] };
     const netnsPath = this.netnsPath(id);
-    if (opts.mode === "bridge") {
-      await checkSubnetFree(bridgeSubnet());
-      await this.checkPortsFree(ports);
-    }
+    await checkSubnetFree(bridgeSubnet());
+    await this.checkPortsFree(ports);
     await createNetns(netnsPath);
-    if (opts.mode === "none") return { netnsPath, ips: [], ports: [] };
     try {
       const list = bridgeConfList(join(this.state, "cni", "networks"));
       const attachment: CniAttachment = { containerId: this.key(id), netns: netnsPath, ifName: IFNAME, runtimeConfig: { portMappings: ports } };

@@ -21,10 +21,15 @@ export interface NetworkOptions {
   ports?: readonly PortMapping[];
 }
 
-/** What a container got: the namespace to join (none for host mode), its addresses and published ports. */
+/** What a container got: the namespace to join (or to make, or none for host mode), its addresses and ports. */
 export interface NetworkSetup {
-  /** The bind-mounted network namespace file; undefined in host mode (the host's namespace). */
+  /** The bind-mounted network namespace file (bridge mode). */
   netnsPath?: string;
+  /**
+   * None mode: the runtime gives the container a new network namespace of its own, with only loopback, which
+   * runc brings up (its "loopback" network for a namespace it creates): no namespace file, no tool to run.
+   */
+  newNamespace?: boolean;
   /** The container's addresses in CIDR form ("10.77.0.5/16"); empty for none and host. */
   ips: string[];
   ports: PortMapping[];
