@@ -14,6 +14,9 @@ import { execFile } from "../platform/exec.ts";
 /** Where runc keeps container state unless told otherwise; tsctr passes its own (under --state). */
 export const DEFAULT_RUNC_ROOT = "/run/tsctr/runc";
 
+/** How many `runc state` processes a list taken entry by entry runs at once. */
+const STATES_AT_ONCE = 8;
+
 /** Signals a foreground `run` forwards to runc, which forwards them to the container's init. */
 export const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"];
 
@@ -176,19 +179,25 @@ export class Runc {
     }
   }
 
-  /** `list` built from the root's directories one `runc state` at a time; a container gone meanwhile is left out. */
+  /** `list` built from the root's directories by `runc state` of each; a container gone meanwhile is left out. */
   private async listEachEntry(): Promise<RuncListEntry[]> {
     const dirents = await readdir(this.root, { withFileTypes: true }).catch((e: NodeJS.ErrnoException) => {
       if (e.code === "ENOENT") return [];
       throw e;
     });
-    const states = await Promise.all(dirents.filter((d) => d.isDirectory()).map((d) =>
-      this.state(d.name).catch((e: unknown) => {
-        if (isKind(e, "NotFound")) return undefined;
-        throw e;
-      })
-    ));
-    return states.filter((s) => s !== undefined).map(({ id, pid, status, bundle, rootfs, created, owner }) => ({ id, pid, status, bundle, rootfs, created, owner: owner ?? "" }));
+    const names = dirents.filter((d) => d.isDirectory()).map((d) => d.name);
+    const entries: RuncListEntry[] = [];
+    // A few at a time: each is a runc process, and a device may hold many containers.
+    for (let i = 0; i < names.length; i += STATES_AT_ONCE) {
+      const states = await Promise.all(names.slice(i, i + STATES_AT_ONCE).map((name) =>
+        this.state(name).catch((e: unknown) => {
+          if (isKind(e, "NotFound")) return undefined;
+          throw e;
+        })
+      ));
+      for (const s of states) if (s) entries.push({ id: s.id, pid: s.pid, status: s.status, bundle: s.bundle, rootfs: s.rootfs, created: s.created, owner: s.owner ?? "" });
+    }
+    return entries;
   }
 
   /** Whether `err` is runc list tripping over a container directory removed while it listed. */
