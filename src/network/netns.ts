@@ -41,7 +41,11 @@ export async function createNetns(path: string): Promise<void> {
 /** Unmounts and deletes a namespace file made by createNetns. Idempotent: a missing or unmounted file is fine. */
 export async function removeNetns(path: string): Promise<void> {
   // No file, no mount on it (a mount point cannot be deleted): nothing to spawn umount for (none and host modes).
-  if (!(await lstat(path).then(() => true, () => false))) return;
+  const missing = await lstat(path).then(() => false, (e: unknown) => {
+    if (isErrno(e, "ENOENT")) return true;
+    throw e;
+  });
+  if (missing) return;
   await unmount(path).catch((e: unknown) => {
     if (!isKind(e, "NotFound")) throw e;
   });
