@@ -1,7 +1,8 @@
 /**
  * Layer decompression: gzip, zstd or plain tar, chosen by sniffing the first bytes. gzip has two engines,
- * chosen per process: "wasm" (the WebAssembly engine in src/engine, the default) and "native" (node:zlib, on
- * the thread pool); zstd always uses the WebAssembly engine. Callers only see web streams of tar bytes.
+ * chosen per process: "native" (node:zlib on the thread pool, the default on Node: see pool_gunzip.ts) and
+ * "wasm" (the WebAssembly engine in src/engine, in this thread; the default on Deno); zstd always uses the
+ * WebAssembly engine. Callers only see web streams of tar bytes.
  */
 import zlib from "node:zlib";
 import type { Transform } from "node:stream";
@@ -9,7 +10,8 @@ import { decompressEngine } from "../platform/engines.ts";
 import { errorOf } from "../errdefs/mod.ts";
 import { WasmInflater } from "../engine/inflate.ts";
 import { ZstdDecoder } from "../engine/zstd.ts";
-import { decoderStream } from "../engine/stream.ts";
+import { decoderStream, freeChunk } from "../engine/stream.ts";
+import { poolGunzip, poolGunzipAvailable } from "./pool_gunzip.ts";
 import type { Engine } from "../engine/wasm.ts";
 
 export { decompressEngine, setDecompressEngine, type DecompressEngine } from "../platform/engines.ts";
@@ -38,7 +40,7 @@ export function sniffCompression(head: Uint8Array): Compression {
  */
 export async function decompress(
   blob: ReadableStream<Uint8Array>,
-  opts: { mediaType?: string; what?: string; tap?: (chunk: Uint8Array) => void; views?: boolean; ownsInput?: boolean; engine?: Engine } = {},
+  opts: { mediaType?: string; what?: string; tap?: (chunk: Uint8Array) => void; views?: boolean; ownsInput?: boolean; engine?: () => Engine } = {},
 ): Promise<ReadableStream<Uint8Array>> {
   const what = opts.what ?? "layer";
   const reader = blob.getReader();
@@ -80,13 +82,17 @@ export async function decompress(
   // With `views: false` every chunk is a copy in its own ArrayBuffer (for a consumer in another thread).
   const views = opts.views ?? true;
   if (compression === "gzip") {
-    return decompressEngine() === "wasm"
-      ? decoderStream(replay, () => new WasmInflater({ what, engine: opts.engine }), { views, tap, what, ownsInput: opts.ownsInput })
+    if (decompressEngine() === "wasm") {
+      return decoderStream(replay, () => new WasmInflater({ what, engine: opts.engine?.() }), { views, tap, what, ownsInput: opts.ownsInput });
+    }
+    // node:zlib's own streams only where its binding is missing (they cost the main thread a buffer per chunk)
+    return poolGunzipAvailable()
+      ? poolGunzip(replay, { what, tap, views, ownsInput: opts.ownsInput, free: freeChunk })
       : viaZlib(zlib.createGunzip({ chunkSize: 128 * 1024 }), replay, what, "gzip", tap);
   }
   // zstd always on the WASM engine: 1.3–1.8× node:zlib's decoder here, which Deno lacks and which (Node 24.21)
   // stops at the first skippable frame.
-  if (compression === "zstd") return decoderStream(replay, () => new ZstdDecoder({ what, engine: opts.engine }), { views, tap, what, ownsInput: opts.ownsInput });
+  if (compression === "zstd") return decoderStream(replay, () => new ZstdDecoder({ what, engine: opts.engine?.() }), { views, tap, what, ownsInput: opts.ownsInput });
   return tap ? replay.pipeThrough(new TransformStream({ transform: (c, ctl) => (tap(c), ctl.enqueue(c)) })) : replay;
 }
 

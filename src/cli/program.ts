@@ -1,7 +1,7 @@
 /** The command tree. Each command parses its arguments, calls a service, and renders the result. */
 import { Command, Option } from "commander";
 import process from "node:process";
-import { setDecompressEngine, setDigestEngine } from "../platform/engines.ts";
+import { defaultDecompressEngine, setDecompressEngine, setDigestEngine } from "../platform/engines.ts";
 import { setDebug } from "./exit.ts";
 import { versionCommand } from "./commands/version.ts";
 import { pullCommand } from "./commands/pull.ts";
@@ -28,7 +28,7 @@ export function buildProgram(): Command {
     .option("--debug", "print stack traces and debug output", false)
     .option("--hosts-dir <dir>", "registry hosts and mirrors: <dir>/<registry>/hosts.toml", process.env.TSCTR_HOSTS_DIR ?? DEFAULT_HOSTS_DIR)
     .addOption(new Option("--digest-engine <engine>", "how SHA-256 digests are computed").choices(["native", "wasm"]).default(process.env.TSCTR_DIGEST_ENGINE === "wasm" ? "wasm" : "native"))
-    .addOption(new Option("--decompress-engine <engine>", "how layers are decompressed").choices(["native", "wasm"]).default(process.env.TSCTR_DECOMPRESS_ENGINE === "native" ? "native" : "wasm"))
+    .addOption(new Option("--decompress-engine <engine>", "how layers are decompressed").choices(["native", "wasm"]).default(defaultDecompressEngine()))
     .addOption(new Option("--sync <level>", "what reaches stable storage before a change is visible (default: config.json's, else full)").choices(["none", "metadata", "full"]))
     .enablePositionalOptions()
     .showHelpAfterError(false)

@@ -4,15 +4,25 @@
  * module loading at start-up.
  */
 import process from "node:process";
+import { runtimeName } from "./runtime.ts";
 
 export type DigestEngine = "native" | "wasm";
 export type DecompressEngine = "native" | "wasm";
 
+/**
+ * gzip on Node: node:zlib on the thread pool (src/archive/pool_gunzip.ts), which inflates beside the main
+ * thread instead of in it; a devbench pull on 2 cores, alternating: 4.4–5.0 s against 5.5–5.7 s with the WASM
+ * inflater in the main thread, at the same peak RSS. On Deno (no such pool): the WASM engine.
+ */
+export function defaultDecompressEngine(): DecompressEngine {
+  const env = process.env.TSCTR_DECOMPRESS_ENGINE;
+  if (env === "native" || env === "wasm") return env;
+  return runtimeName() === "node" ? "native" : "wasm";
+}
+
 const engines = {
   digest: (process.env.TSCTR_DIGEST_ENGINE === "wasm" ? "wasm" : "native") as DigestEngine,
-  // WASM by default: measured faster in the pull pipeline than node:zlib (devbench on tmpfs, 2 cores: 9.6 s vs
-  // 11.5 s) and lighter (no thread-pool hop, no per-chunk buffers: peak RSS 190 MB vs 225 MB).
-  decompress: (process.env.TSCTR_DECOMPRESS_ENGINE === "native" ? "native" : "wasm") as DecompressEngine,
+  decompress: defaultDecompressEngine(),
 };
 
 /** Chooses how SHA-256 digests are computed from now on. */
@@ -30,7 +40,7 @@ export function setDecompressEngine(e: DecompressEngine): void {
   engines.decompress = e;
 }
 
-/** The decompression engine in use: "wasm" (the default) or "native" (node:zlib). */
+/** The decompression engine in use: "native" (node:zlib; the default on Node) or "wasm" (the default on Deno). */
 export function decompressEngine(): DecompressEngine {
   return engines.decompress;
 }

@@ -48,7 +48,7 @@ export interface ExtractResult {
 export async function decompressLayer(
   source: ReadableStream<Uint8Array>,
   target: ExtractTarget,
-  opts: { views: boolean; tap?: (chunk: Uint8Array) => void; engine?: Engine },
+  opts: { views: boolean; tap?: (chunk: Uint8Array) => void; engine?: () => Engine },
 ): Promise<ReadableStream<Uint8Array>> {
   const what = `layer ${target.digest}`;
   const { maxBytes, maxRatio } = { ...DEFAULT_LIMITS, ...target.limits };
@@ -94,12 +94,14 @@ const spareEngines: Engine[] = [];
  */
 export async function extractInto(source: ReadableStream<Uint8Array>, target: ExtractTarget): Promise<ExtractResult> {
   const hasher = await createHasher();
-  const engine = spareEngines.pop() ?? privateEngine();
+  // Taken only by a WASM decoder (zstd, or gzip with the WASM engine): node:zlib on the pool needs none.
+  let engine: Engine | undefined;
+  const engineOnce = () => (engine ??= spareEngines.pop() ?? privateEngine());
   try {
     // Views of decoder memory, hashed as they are produced and consumed by the tar reader before the next read.
-    const tar = await decompressLayer(source, target, { views: true, tap: (c) => hasher.update(c), engine });
+    const tar = await decompressLayer(source, target, { views: true, tap: (c) => hasher.update(c), engine: engineOnce });
     return await applyTar(tar, target, hasher);
   } finally {
-    spareEngines.push(engine);
+    if (engine) spareEngines.push(engine);
   }
 }
