@@ -10,6 +10,7 @@ import { createHash } from "node:crypto";
 import zlib from "node:zlib";
 import { poolGunzip, poolGunzipAvailable } from "../../src/archive/pool_gunzip.ts";
 import { TsctrError } from "../../src/errdefs/mod.ts";
+import { defaultDecompressEngine } from "../../src/platform/engines.ts";
 import { compressible, gzipMember, Rng } from "../helpers/engine_gzip.ts";
 
 const rng = new Rng(7);
@@ -55,8 +56,20 @@ async function drain(s: ReadableStream<Uint8Array>): Promise<{ bytes: number; sh
 
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
-test("this runtime inflates on its thread pool (Node 24)", () => {
+test("this runtime inflates on its thread pool (Node 24), which is its default gzip engine unless TSCTR_DECOMPRESS_ENGINE says otherwise", () => {
   assert.equal(poolGunzipAvailable(), true);
+  const saved = process.env.TSCTR_DECOMPRESS_ENGINE;
+  try {
+    delete process.env.TSCTR_DECOMPRESS_ENGINE;
+    assert.equal(defaultDecompressEngine(), "native");
+    process.env.TSCTR_DECOMPRESS_ENGINE = "wasm";
+    assert.equal(defaultDecompressEngine(), "wasm");
+    process.env.TSCTR_DECOMPRESS_ENGINE = "bogus";
+    assert.equal(defaultDecompressEngine(), "native");
+  } finally {
+    if (saved === undefined) delete process.env.TSCTR_DECOMPRESS_ENGINE;
+    else process.env.TSCTR_DECOMPRESS_ENGINE = saved;
+  }
 });
 
 test("gunzip on the pool equals node:zlib for many members, any chunking, with views kept intact until the next read", async () => {
