@@ -16,6 +16,7 @@
 import process from "node:process";
 import zlib from "node:zlib";
 import { errorOf } from "../errdefs/mod.ts";
+import { freeChunk } from "../engine/stream.ts";
 
 /** One output buffer's size: large enough that a pool hop per buffer costs little, small enough to stay in cache. */
 const OUT_BYTES = 256 * 1024;
@@ -172,6 +173,9 @@ export function poolGunzip(input: ReadableStream<Uint8Array>, opts: PoolGunzipOp
           ahead = undefined;
           if (chunk === null) {
             close();
+            // No write is in flight and the consumer is done with the last view: the buffers go back now, not
+            // when the garbage collector gets to them (an image of many layers would otherwise pile them up).
+            for (const b of [...outs, staging]) freeChunk(b);
             controller.close();
             return;
           }

@@ -107,6 +107,13 @@ test("copies instead of views, the tap sees every byte first, and owned input ch
   assert.equal(freed.length, src.chunks.length, "every input chunk was handed back to be freed");
 });
 
+test("at the end of the data its buffers are freed at once, not left to the garbage collector", async () => {
+  const views: Uint8Array[] = [];
+  for await (const c of poolGunzip(chunked(gzipMember(text), 65536).stream, { what: "free", views: true })) views.push(c);
+  assert.ok(views.length > 2);
+  for (const v of views) assert.equal(v.byteLength, 0, "the view's buffer is detached");
+});
+
 test("zero padding after the last member is ignored, as node:zlib does", async () => {
   const gz = Buffer.concat([gzipMember(text.subarray(0, 100_000)), Buffer.alloc(1024)]);
   const got = await drain(poolGunzip(chunked(gz, 4096).stream, { what: "padded" }));
