@@ -13,8 +13,9 @@ import { collectGarbage } from "./gc.ts";
 import { deleteLease } from "../metadata/leases.ts";
 import { detectManifestKind, parseImageConfig, parseIndex, parseManifest } from "../images/parse.ts";
 import { formatPlatform, selectManifest } from "../images/platform.ts";
-import type { Descriptor, Platform } from "../images/types.ts";
-import { parseReference, type Reference, type RegistryClient, type RetryPolicy } from "../registry/mod.ts";
+import type { Descriptor, ImageConfig, Manifest, Platform } from "../images/types.ts";
+import type { ContentStore } from "../content/mod.ts";
+import { parseReference, type Reference, type RegistryClient, type Resolved, type RetryPolicy } from "../registry/mod.ts";
 import { openRegistry } from "./registry.ts";
 import { chainIds } from "../images/chainid.ts";
 import { openSnapshotter } from "./snapshotter.ts";
@@ -71,13 +72,16 @@ export async function pull(ctx: Context, refString: string, opts: PullOptions): 
   const made: Made = { content: new Set(), snapshots: new Set() };
   const need = { bytes: 0 };
   let leaseId: string | undefined;
+  // The manifest request goes out while the stores and the lease are opened (it needs neither).
+  const resolving = registry.resolve(ref);
+  resolving.catch(() => {}); // awaited in pullWith; a failure before that is the one reported
   try {
     const content = await ctx.content();
     const snapshotter = await openSnapshotter(ctx);
     const exists = async (kind: string, name: string) => (kind === "content" ? (await content.info(name as Digest)) !== undefined : (await snapshotter.stat(name)) !== undefined);
     const result = await withLease(ctx, (lease) => {
       leaseId = lease.id;
-      return pullWith(ctx, registry, ref, opts, started, trackingLease(lease, exists, made), need);
+      return pullWith(ctx, registry, ref, resolving, opts, started, trackingLease(lease, exists, made), need);
     });
     await emitEvent(ctx, "pull", result.name);
     return result;
@@ -86,37 +90,63 @@ export async function pull(ctx: Context, refString: string, opts: PullOptions): 
     if (isDiskFull(e)) await undoMade(ctx, leaseId, made);
     throw await diskFullError(e, `pull ${refString}`, ctx.root, need.bytes);
   } finally {
+    await resolving.catch(() => {});
     await registry.close();
   }
 }
 
-async function pullWith(ctx: Context, registry: RegistryClient, ref: Reference, opts: PullOptions, started: number, lease: Lease, need: { bytes: number }): Promise<PullResult> {
+async function pullWith(ctx: Context, registry: RegistryClient, ref: Reference, resolving: Promise<Resolved>, opts: PullOptions, started: number, lease: Lease, need: { bytes: number }): Promise<PullResult> {
   const emit = opts.onEvent ?? (() => {});
   const name = ref.toString();
   const content = await ctx.content();
 
-  const top = await registry.resolve(ref);
-  const target = top.descriptor;
-  await storeBytes(ctx, content, lease, top.bytes, target);
+  // The index, manifest and config (verified in memory by the registry client) are stored while the next
+  // document and then the layers are fetched: each store takes a lock, a lease entry and two fsyncs, and
+  // the layers need only the bytes. Every store has succeeded before the image is named (after pullLayers).
+  const stores = new SmallBlobStores(ctx, content, lease);
+  try {
+    const top = await resolving;
+    const target = top.descriptor;
+    stores.add(top.bytes, target);
 
-  let manifestDesc = target;
-  let manifestBytes = top.bytes;
-  if (detectManifestKind(target.mediaType, top.bytes) === "index") {
-    manifestDesc = selectManifest(parseIndex(top.bytes), opts.platform, name);
-    manifestBytes = await registry.fetchManifest(ref, manifestDesc);
-    await storeBytes(ctx, content, lease, manifestBytes, manifestDesc);
+    let manifestDesc = target;
+    let manifestBytes = top.bytes;
+    if (detectManifestKind(target.mediaType, top.bytes) === "index") {
+      manifestDesc = selectManifest(parseIndex(top.bytes), opts.platform, name);
+      manifestBytes = await registry.fetchManifest(ref, manifestDesc);
+      stores.add(manifestBytes, manifestDesc);
+    }
+    emit({ type: "resolved", ref: name, digest: target.digest, platform: formatPlatform(opts.platform) });
+
+    const manifest = parseManifest(manifestBytes);
+    if (manifest.config.size > MAX_SMALL_BLOB) throw errorOf("ResourceExhausted", `pull ${name}: image config of ${manifest.config.size} bytes is too large`);
+    const configBytes = await registry.fetchManifest(ref, manifest.config);
+    stores.add(configBytes, manifest.config);
+    const config = parseImageConfig(configBytes);
+    if (config.rootfs.diff_ids.length !== manifest.layers.length) {
+      throw errorOf("DataLoss", `pull ${name}: config lists ${config.rootfs.diff_ids.length} diff IDs for ${manifest.layers.length} layers`);
+    }
+    return await pullImage(ctx, registry, ref, opts, started, stores, need, { target, manifestDesc, manifest, config });
+  } finally {
+    await stores.settled();
   }
-  emit({ type: "resolved", ref: name, digest: target.digest, platform: formatPlatform(opts.platform) });
+}
 
-  const manifest = parseManifest(manifestBytes);
-  if (manifest.config.size > MAX_SMALL_BLOB) throw errorOf("ResourceExhausted", `pull ${name}: image config of ${manifest.config.size} bytes is too large`);
-  const configBytes = await registry.fetchManifest(ref, manifest.config);
-  await storeBytes(ctx, content, lease, configBytes, manifest.config);
-  const config = parseImageConfig(configBytes);
-  if (config.rootfs.diff_ids.length !== manifest.layers.length) {
-    throw errorOf("DataLoss", `pull ${name}: config lists ${config.rootfs.diff_ids.length} diff IDs for ${manifest.layers.length} layers`);
-  }
+/** What the image's documents said: the descriptor pulled, the platform's manifest, and its config. */
+interface ImageDocuments {
+  target: Descriptor;
+  manifestDesc: Descriptor;
+  manifest: Manifest;
+  config: ImageConfig;
+}
 
+/** Pulls the layers of a resolved image, then names it once its documents are stored too. */
+async function pullImage(ctx: Context, registry: RegistryClient, ref: Reference, opts: PullOptions, started: number, stores: SmallBlobStores, need: { bytes: number }, docs: ImageDocuments): Promise<PullResult> {
+  const { target, manifestDesc, manifest, config } = docs;
+  const name = ref.toString();
+  const emit = opts.onEvent ?? (() => {});
+  const content = await ctx.content();
+  const lease = stores.lease;
   // What the pull writes at least: the compressed layers (unless discarded) and as much again unpacked.
   need.bytes = manifest.layers.reduce((n, l) => n + l.size, 0) * (opts.discardBlobs ? 1 : 2);
   const snapshotter = await openSnapshotter(ctx);
@@ -137,6 +167,7 @@ async function pullWith(ctx: Context, registry: RegistryClient, ref: Reference, 
     emit,
     guard: layerGuard(ctx, lease),
   });
+  await stores.done();
   const chainId = chain.at(-1);
   const md = await ctx.metadata();
   md.transaction(() => {
@@ -146,6 +177,40 @@ async function pullWith(ctx: Context, registry: RegistryClient, ref: Reference, 
   });
   emit({ type: "done", ref: name, digest: target.digest, elapsedMs: Date.now() - started });
   return { name, target, manifest: manifestDesc, chainId };
+}
+
+/**
+ * The small blobs of a pull (index, manifest, config), each stored under its lock and the lease while the
+ * pull goes on; `done` reports the first failure, `settled` waits for every store whatever happened.
+ */
+class SmallBlobStores {
+  readonly #pending: Promise<void>[] = [];
+  readonly #ctx: Context;
+  readonly #content: ContentStore;
+  readonly lease: Lease;
+
+  constructor(ctx: Context, content: ContentStore, lease: Lease) {
+    this.#ctx = ctx;
+    this.#content = content;
+    this.lease = lease;
+  }
+
+  /** Starts storing `bytes` (already verified against `desc`). */
+  add(bytes: Uint8Array, desc: Descriptor): void {
+    const storing = storeBytes(this.#ctx, this.#content, this.lease, bytes, desc);
+    storing.catch(() => {}); // reported by done(); unobserved only when the pull failed first
+    this.#pending.push(storing);
+  }
+
+  /** Resolves when every store has succeeded; rejects with the first one's error. */
+  async done(): Promise<void> {
+    await Promise.all(this.#pending);
+  }
+
+  /** Resolves when no store is running any more. */
+  async settled(): Promise<void> {
+    await Promise.allSettled(this.#pending);
+  }
 }
 
 /**
