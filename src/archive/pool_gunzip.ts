@@ -17,6 +17,7 @@ import process from "node:process";
 import zlib from "node:zlib";
 import { errorOf } from "../errdefs/mod.ts";
 import { freeChunk } from "../engine/stream.ts";
+import { lowerPoolPriority } from "../platform/pool_priority.ts";
 
 /** One output buffer's size: large enough that a pool hop per buffer costs little, small enough to stay in cache. */
 const OUT_BYTES = 256 * 1024;
@@ -32,6 +33,8 @@ interface ZlibHandle {
 type ZlibHandleClass = new (mode: number) => ZlibHandle;
 
 let handleClass: ZlibHandleClass | null | undefined;
+/** Whether the pool's threads were given their lower priority (see platform/pool_priority.ts). */
+let poolLowered = false;
 
 /** node:zlib's handle class, or null where this runtime does not expose it as Node 24 does. */
 function zlibHandleClass(): ZlibHandleClass | null {
@@ -117,6 +120,11 @@ export function poolGunzip(input: ReadableStream<Uint8Array>, opts: PoolGunzipOp
     new Promise<void>((resolve, reject) => {
       settle = { resolve, reject };
       handle.write(flush, inChunk, inOff, inChunk.length - inOff, out, 0, out.length);
+      if (!poolLowered) {
+        // The pool exists now (started by this write at the latest): its threads yield to the main thread.
+        poolLowered = true;
+        lowerPoolPriority();
+      }
     });
 
   /** Inflates the next stretch into `out`: its bytes, or null at the end of the data. */

@@ -8,9 +8,11 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import zlib from "node:zlib";
+import { spawnSync } from "node:child_process";
 import { poolGunzip, poolGunzipAvailable } from "../../src/archive/pool_gunzip.ts";
 import { TsctrError } from "../../src/errdefs/mod.ts";
 import { defaultDecompressEngine } from "../../src/platform/engines.ts";
+import { POOL_NICE } from "../../src/platform/pool_priority.ts";
 import { compressible, gzipMember, Rng } from "../helpers/engine_gzip.ts";
 
 const rng = new Rng(7);
@@ -157,4 +159,37 @@ test("cancelling the output in the middle cancels the input and leaves nothing r
   assert.equal(first.done, false);
   await reader.cancel(new Error("enough"));
   assert.equal(src.cancelled(), true);
+});
+
+/** Runs a gunzip on the pool in a fresh Node process (env added); returns the nice value of each of its threads by name. */
+function threadNicesAfterGunzip(env: Record<string, string>): Map<string, number[]> {
+  const moduleUrl = new URL("../../src/archive/pool_gunzip.ts", import.meta.url).href;
+  const script = `
+    import { readdirSync, readFileSync } from "node:fs";
+    import zlib from "node:zlib";
+    const { poolGunzip } = await import(${JSON.stringify(moduleUrl)});
+    const input = new Blob([zlib.gzipSync(new Uint8Array(1 << 20))]).stream();
+    for await (const _ of poolGunzip(input, { what: "nice" })) {}
+    const out = {};
+    for (const t of readdirSync("/proc/self/task")) {
+      const comm = readFileSync("/proc/self/task/" + t + "/comm", "utf8").trim();
+      const stat = readFileSync("/proc/self/task/" + t + "/stat", "utf8");
+      // fields after the ")" closing the name: state is field 3, nice is field 19
+      const nice = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]);
+      (out[comm] ??= []).push(nice);
+    }
+    console.log(JSON.stringify(out));`;
+  const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { env: { ...process.env, ...env }, encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  return new Map(Object.entries(JSON.parse(r.stdout) as Record<string, number[]>));
+}
+
+test("the pool's threads run at a lower priority than the main thread once gzip is inflated there (TSCTR_POOL_NICE=0: unchanged)", { skip: process.platform !== "linux" }, () => {
+  const lowered = threadNicesAfterGunzip({});
+  assert.ok((lowered.get("libuv-worker") ?? []).length > 0, "the process has pool threads");
+  assert.deepEqual([...new Set(lowered.get("libuv-worker"))], [POOL_NICE]);
+  assert.deepEqual(lowered.get("MainThread") ?? lowered.get("node"), [0]);
+
+  const unchanged = threadNicesAfterGunzip({ TSCTR_POOL_NICE: "0" });
+  assert.deepEqual([...new Set(unchanged.get("libuv-worker"))], [0]);
 });
