@@ -4,7 +4,7 @@
  *   <dir>/ingest/<hash of ref>/data     a blob being written; renamed into blobs/ only after verification
  *   <dir>/ingest/<hash of ref>/state    the boot and fsynced length of data, for a later writer to resume
  */
-import { createReadStream } from "node:fs";
+import { createReadStream, writeSync } from "node:fs";
 import { mkdir, open, readFile, readdir, rename, rm, rmdir, stat, writeFile, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -172,10 +172,11 @@ class LocalWriter implements ContentWriter {
     }
     if (this.#checkpointError !== undefined) throw this.#checkpointError;
     this.#hasher.update(chunk);
+    // Written at once from this thread, as extraction writes its files: a write into the page cache costs
+    // less than a trip through the thread pool (two thread switches per network chunk, ~2,600 per devbench pull).
     let written = 0;
     while (written < chunk.byteLength) {
-      const r = await this.#fh.write(chunk, written, chunk.byteLength - written, this.#offset + written);
-      written += r.bytesWritten;
+      written += writeSync(this.#fh.fd, chunk, written, chunk.byteLength - written, this.#offset + written);
     }
     this.#offset += chunk.byteLength;
     // The fsync runs beside the writes that follow (it covers the bytes up to `at`), so a checkpoint never
