@@ -3,10 +3,11 @@
  * extra CA files), client certificates, and skip_verify. Only hosts with settings of their own, or whose
  * certificate Node's bundled roots cannot verify, come here (see Transport). A secure context is built once per host and
  * reused for every connection (building one costs tens of milliseconds); the same material is passed as
- * plain options too, for runtimes whose node:tls ignores `secureContext` (Deno).
+ * plain options too, for runtimes whose node:tls ignores `secureContext` (Deno). node:tls itself loads on the
+ * first such host (a pull over plain HTTP, or from hosts Node's roots verify, never loads it: ~5 ms of start-up).
  */
 import { readFile } from "node:fs/promises";
-import tls from "node:tls";
+import type tls from "node:tls";
 import { errorOf } from "../errdefs/mod.ts";
 import type { HostTls } from "./hosts.ts";
 
@@ -21,10 +22,10 @@ export interface ConnectTls {
 let roots: string[] | undefined;
 
 /** Node's bundled root CAs plus the operating system's store (read once, on the first https connection). */
-export function trustedRoots(): string[] {
+function trustedRoots(tlsModule: typeof tls): string[] {
   if (roots) return roots;
-  const t = tls as { getCACertificates?: (type: string) => string[] };
-  const all = t.getCACertificates ? [...t.getCACertificates("default"), ...t.getCACertificates("system")] : [...tls.rootCertificates];
+  const t = tlsModule as { getCACertificates?: (type: string) => string[] };
+  const all = t.getCACertificates ? [...t.getCACertificates("default"), ...t.getCACertificates("system")] : [...tlsModule.rootCertificates];
   return (roots = [...new Set(all)]);
 }
 
@@ -52,7 +53,8 @@ export async function connectTls(t: HostTls, host: string): Promise<ConnectTls> 
   }
   const out: ConnectTls = { rejectUnauthorized: !t.skipVerify };
   if (extra.length === 0 && cert.length === 0 && t.skipVerify) return out;
-  out.ca = [...trustedRoots(), ...extra];
+  const tls = await import("node:tls");
+  out.ca = [...trustedRoots(tls), ...extra];
   if (cert.length) {
     out.cert = cert;
     out.key = key;
