@@ -10,7 +10,7 @@ import { decompressEngine } from "../platform/engines.ts";
 import { errorOf } from "../errdefs/mod.ts";
 import { WasmInflater } from "../engine/inflate.ts";
 import { ZstdDecoder } from "../engine/zstd.ts";
-import { decoderStream, freeChunk } from "../engine/stream.ts";
+import { decoderStream, freeChunk, type ChunkReader } from "../engine/stream.ts";
 import { poolGunzip, poolGunzipAvailable } from "./pool_gunzip.ts";
 import type { Engine } from "../engine/wasm.ts";
 
@@ -37,10 +37,19 @@ export function sniffCompression(head: Uint8Array): Compression {
 /**
  * Returns the uncompressed bytes of a layer blob. The compression is sniffed from the content (the
  * media type only names it in errors). A corrupt stream errors the returned stream with DataLoss.
+ * `onInput` sees every compressed chunk as the decoder takes it (a count for the decompression ceilings).
  */
 export async function decompress(
   blob: ReadableStream<Uint8Array>,
-  opts: { mediaType?: string; what?: string; tap?: (chunk: Uint8Array) => void; views?: boolean; ownsInput?: boolean; engine?: () => Engine } = {},
+  opts: {
+    mediaType?: string;
+    what?: string;
+    tap?: (chunk: Uint8Array) => void;
+    onInput?: (chunk: Uint8Array) => void;
+    views?: boolean;
+    ownsInput?: boolean;
+    engine?: () => Engine;
+  } = {},
 ): Promise<ReadableStream<Uint8Array>> {
   const what = opts.what ?? "layer";
   const reader = blob.getReader();
@@ -57,25 +66,8 @@ export async function decompress(
     head.push(r.value);
     have += r.value.length;
   }
-  const first = head.length === 1 ? head[0]! : concat(head, have);
-  const compression = sniffCompression(first);
-  const replay = new ReadableStream<Uint8Array>(
-    {
-      start(controller) {
-        if (first.length > 0) controller.enqueue(first);
-        if (ended) controller.close();
-      },
-      async pull(controller) {
-        const r = await reader.read();
-        if (r.done) controller.close();
-        else controller.enqueue(r.value);
-      },
-      async cancel(reason) {
-        await reader.cancel(reason);
-      },
-    },
-    { highWaterMark: 0 },
-  );
+  const compression = sniffCompression(head.length === 1 ? head[0]! : concat(head, have));
+  const input = replayReader(reader, head, ended, opts.onInput);
   const tap = opts.tap;
   // By default the WASM decoders hand out views of engine memory, valid until the next read: the tar reader
   // copies headers and writes file data at once, and the tap (the diffID) hashes each view as it is produced.
@@ -83,17 +75,52 @@ export async function decompress(
   const views = opts.views ?? true;
   if (compression === "gzip") {
     if (decompressEngine() === "wasm") {
-      return decoderStream(replay, () => new WasmInflater({ what, engine: opts.engine?.() }), { views, tap, what, ownsInput: opts.ownsInput });
+      return decoderStream(input, () => new WasmInflater({ what, engine: opts.engine?.() }), { views, tap, what, ownsInput: opts.ownsInput });
     }
     // node:zlib's own streams only where its binding is missing (they cost the main thread a buffer per chunk)
     return poolGunzipAvailable()
-      ? poolGunzip(replay, { what, tap, views, ownsInput: opts.ownsInput, free: freeChunk })
-      : viaZlib(zlib.createGunzip({ chunkSize: 128 * 1024 }), replay, what, "gzip", tap);
+      ? poolGunzip(input, { what, tap, views, ownsInput: opts.ownsInput, free: freeChunk })
+      : viaZlib(zlib.createGunzip({ chunkSize: 128 * 1024 }), input, what, "gzip", tap);
   }
   // zstd always on the WASM engine: 1.3–1.8× node:zlib's decoder here, which Deno lacks and which (Node 24.21)
   // stops at the first skippable frame.
-  if (compression === "zstd") return decoderStream(replay, () => new ZstdDecoder({ what, engine: opts.engine?.() }), { views, tap, what, ownsInput: opts.ownsInput });
-  return tap ? replay.pipeThrough(new TransformStream({ transform: (c, ctl) => (tap(c), ctl.enqueue(c)) })) : replay;
+  if (compression === "zstd") return decoderStream(input, () => new ZstdDecoder({ what, engine: opts.engine?.() }), { views, tap, what, ownsInput: opts.ownsInput });
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        const r = await input.read();
+        if (r.done) return controller.close();
+        tap?.(r.value);
+        controller.enqueue(r.value);
+      },
+      cancel: (reason) => input.cancel(reason),
+    },
+    { highWaterMark: 0 },
+  );
+}
+
+/**
+ * `reader` with the chunks peeked from it (`head`) put back in front, each chunk shown to `onInput` as it is
+ * read. A reader, not another web stream: a stream costs the main thread per chunk, and this one is on every
+ * byte of a pull.
+ */
+function replayReader(reader: ReadableStreamDefaultReader<Uint8Array>, head: Uint8Array[], ended: boolean, onInput?: (chunk: Uint8Array) => void): ChunkReader {
+  const count = (r: ReadableStreamReadResult<Uint8Array>) => {
+    if (!r.done) onInput!(r.value);
+    return r;
+  };
+  return {
+    read() {
+      const value = head.shift();
+      if (value !== undefined) {
+        onInput?.(value);
+        return Promise.resolve({ done: false, value });
+      }
+      if (ended) return Promise.resolve({ done: true, value: undefined });
+      return onInput ? reader.read().then(count) : reader.read();
+    },
+    cancel: (reason) => reader.cancel(reason),
+  };
 }
 
 function concat(parts: Uint8Array[], total: number): Uint8Array {
@@ -111,8 +138,7 @@ function concat(parts: Uint8Array[], total: number): Uint8Array {
  * input is read only while zlib accepts it, and zlib is paused while the output queue is full.
  * Concatenated gzip members are decoded as one stream, as Go's gzip reader does.
  */
-function viaZlib(z: Transform, input: ReadableStream<Uint8Array>, what: string, format: string, tap?: (chunk: Uint8Array) => void): ReadableStream<Uint8Array> {
-  const reader = input.getReader();
+function viaZlib(z: Transform, reader: ChunkReader, what: string, format: string, tap?: (chunk: Uint8Array) => void): ReadableStream<Uint8Array> {
   let failed = false;
   const pump = async () => {
     try {

@@ -16,7 +16,7 @@
 import process from "node:process";
 import zlib from "node:zlib";
 import { errorOf } from "../errdefs/mod.ts";
-import { freeChunk } from "../engine/stream.ts";
+import { freeChunk, readerOf, type ChunkReader } from "../engine/stream.ts";
 import { lowerPoolPriority } from "../platform/pool_priority.ts";
 
 /** One output buffer's size: large enough that a pool hop per buffer costs little, small enough to stay in cache. */
@@ -78,10 +78,10 @@ export interface PoolGunzipOptions {
  * truncated data; cancelling it cancels the input and closes the inflater. Call only where
  * `poolGunzipAvailable()`.
  */
-export function poolGunzip(input: ReadableStream<Uint8Array>, opts: PoolGunzipOptions): ReadableStream<Uint8Array> {
+export function poolGunzip(input: ReadableStream<Uint8Array> | ChunkReader, opts: PoolGunzipOptions): ReadableStream<Uint8Array> {
   const Zlib = zlibHandleClass();
   if (Zlib === null) throw errorOf("FailedPrecondition", `decompress ${opts.what}: this runtime cannot inflate on its thread pool`);
-  const reader = input.getReader();
+  const reader = readerOf(input);
   const state = new Uint32Array(2); // [output space left, input left] after each write
   const outs = [new Uint8Array(OUT_BYTES), new Uint8Array(OUT_BYTES)];
   const staging = new Uint8Array(IN_BYTES);

@@ -17,6 +17,7 @@ import type { Snapshotter } from "../snapshots/types.ts";
 import { commitLayer, extractLayer } from "../unpack/unpacker.ts";
 import type { ExtractWorkers } from "../unpack/workers.ts";
 import type { LayerLimits } from "../unpack/extract.ts";
+import { layerInput } from "./layer_input.ts";
 import type { PullEvent } from "./pull.ts";
 
 export interface LayerPipelineOptions {
@@ -212,22 +213,19 @@ async function fetchAndExtract(o: LayerPipelineOptions, i: number, signal: Abort
     });
     o.emit({ type: "unpack", digest: layer.digest, status: "extracting" });
     let lastEmit = 0;
-    const tap = new TransformStream<Uint8Array, Uint8Array>({
-      async transform(chunk, controller) {
-        await sink.write(chunk);
-        controller.enqueue(chunk);
-        const t = Date.now();
-        if (t - lastEmit > 100) {
-          lastEmit = t;
-          o.emit({ ...base, status: "downloading", offset: sink.offset });
-        }
-      },
-    });
+    const write = async (chunk: Uint8Array) => {
+      await sink.write(chunk);
+      const t = Date.now();
+      if (t - lastEmit > 100) {
+        lastEmit = t;
+        o.emit({ ...base, status: "downloading", offset: sink.offset });
+      }
+    };
     // The kept bytes (hashed again as they are read back) and then the network's: one stream for the extractor.
-    const body = concatStreams(writer && kept > 0 ? [writer.replay(), network.pipeThrough(tap)] : [network.pipeThrough(tap)], (e) => (sourceError ??= e));
     // Nothing holds the network's (or the replay's) buffers once the sink has them: the decoder frees each as
     // soon as it has taken it, instead of leaving tens of MB for the garbage collector.
-    const { key } = await extractLayer(o.snapshotter, body.pipeThrough(new TransformStream(), { signal }), layer, o.diffIds[i]!, o.ref.toString(), { workers: onWorker(layer, workers), limits: o.limits, ownsInput: true });
+    const body = layerInput({ kept: writer && kept > 0 ? writer.replay() : undefined, network }, { write, signal, onError: (e) => (sourceError ??= e) });
+    const { key } = await extractLayer(o.snapshotter, body, layer, o.diffIds[i]!, o.ref.toString(), { workers: onWorker(layer, workers), limits: o.limits, ownsInput: true });
     try {
       await sink.commit();
     } catch (e) {
@@ -279,38 +277,6 @@ async function fetchBlobOnly(o: LayerPipelineOptions, layer: Descriptor, signal:
     await (keep ? w.suspend() : w.abort()).catch(() => {});
     throw signal.aborted ? signal.reason : e;
   }
-}
-
-/**
- * The chunks of `streams`, one stream after the other; cancelling it cancels those not yet finished. The
- * first error of a stream is passed to `onError` before it errors the result.
- */
-function concatStreams(streams: ReadableStream<Uint8Array>[], onError: (e: unknown) => void): ReadableStream<Uint8Array> {
-  let i = 0;
-  let reader = streams[0]?.getReader();
-  let cancelled = false;
-  return new ReadableStream<Uint8Array>({
-    async pull(ctrl) {
-      while (reader) {
-        let r: ReadableStreamReadResult<Uint8Array>;
-        try {
-          r = await reader.read();
-        } catch (e) {
-          onError(e);
-          throw e;
-        }
-        if (cancelled) return;
-        if (!r.done) return ctrl.enqueue(r.value);
-        reader = streams[++i]?.getReader();
-      }
-      ctrl.close();
-    },
-    async cancel(reason) {
-      cancelled = true;
-      await reader?.cancel(reason);
-      for (const s of streams.slice(i + 1)) await s.cancel(reason);
-    },
-  });
 }
 
 function storeSink(w: ContentWriter): BlobSink {

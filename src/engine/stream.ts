@@ -69,11 +69,25 @@ export function freeChunk(chunk: Uint8Array): void {
 }
 
 /**
+ * Where a decoder reads its input: a web stream's reader, or anything that reads and cancels like one (a
+ * stream's reader with its first chunk put back, say), which saves the per-chunk cost of another stream.
+ */
+export interface ChunkReader {
+  read(): Promise<ReadableStreamReadResult<Uint8Array>>;
+  cancel(reason?: unknown): Promise<void>;
+}
+
+/** The reader of `input`: a web stream's own reader, or `input` itself when it is a reader already. */
+export function readerOf(input: ReadableStream<Uint8Array> | ChunkReader): ChunkReader {
+  return input instanceof ReadableStream ? input.getReader() : input;
+}
+
+/**
  * Decodes `input` with the decoder `open` creates. Errors the stream with the decoder's DataLoss on corrupt
  * data, and with DataLoss when the input ends early; cancelling the output cancels the input.
  */
-export function decoderStream(input: ReadableStream<Uint8Array>, open: () => ViewDecoder, opts: DecoderStreamOptions = {}): ReadableStream<Uint8Array> {
-  const reader = input.getReader();
+export function decoderStream(input: ReadableStream<Uint8Array> | ChunkReader, open: () => ViewDecoder, opts: DecoderStreamOptions = {}): ReadableStream<Uint8Array> {
+  const reader = readerOf(input);
   let decoder: ViewDecoder | undefined;
   let pending: Uint8Array | undefined;
   /** The input chunk `pending` is a part of. */

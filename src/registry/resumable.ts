@@ -50,16 +50,46 @@ export function resumableBlob(client: RegistryClient, ref: Reference, desc: Desc
     reader = undefined;
   };
 
+  // The stall watchdog: one timer for the whole stream (not one per chunk), armed while a read waits. When a
+  // read has waited stallMs it cancels the reader, which ends that read, and `stalled` says why.
+  let waitingSince: number | undefined;
+  let watchdog: ReturnType<typeof setTimeout> | undefined;
+  let stalled: Error | undefined;
+  const watch = () => {
+    watchdog = undefined;
+    if (waitingSince === undefined) return;
+    const left = waitingSince + policy.stallMs - performance.now();
+    if (left > 0) {
+      arm(left);
+      return;
+    }
+    stalled = errorOf("Unavailable", `${what}: registry ${ref.apiHost} sent no data for ${policy.stallMs / 1000} s`);
+    dropReader();
+  };
+  /** A timer alone never keeps the process alive: a pending read has its socket for that. */
+  const arm = (ms: number) => {
+    watchdog = setTimeout(watch, ms);
+    (watchdog as { unref?: () => void }).unref?.();
+  };
+  const stopWatching = () => {
+    waitingSince = undefined;
+    if (watchdog !== undefined) clearTimeout(watchdog);
+    watchdog = undefined;
+  };
+
   /** Reads one chunk, or fails with Unavailable when nothing arrives for stallMs. */
   const readWithin = async (r: ReadableStreamDefaultReader<Uint8Array>): Promise<ReadableStreamReadResult<Uint8Array>> => {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const stalled = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(errorOf("Unavailable", `${what}: registry ${ref.apiHost} sent no data for ${policy.stallMs / 1000} s`)), policy.stallMs);
-    });
+    waitingSince = performance.now();
+    stalled = undefined;
+    if (watchdog === undefined) arm(policy.stallMs);
     try {
-      return await Promise.race([r.read(), stalled]);
+      const got = await r.read();
+      if (stalled !== undefined) throw stalled;
+      return got;
+    } catch (e) {
+      throw stalled ?? e;
     } finally {
-      clearTimeout(timer);
+      waitingSince = undefined;
     }
   };
 
@@ -84,6 +114,7 @@ export function resumableBlob(client: RegistryClient, ref: Reference, desc: Desc
       try {
         for (;;) {
           if (offset >= desc.size) {
+            stopWatching();
             dropReader();
             ctrl.close();
             return;
@@ -103,11 +134,13 @@ export function resumableBlob(client: RegistryClient, ref: Reference, desc: Desc
           }
         }
       } catch (e) {
+        stopWatching();
         if (!cancelled) ctrl.error(e);
       }
     },
     cancel() {
       cancelled = true;
+      stopWatching();
       dropReader();
     },
   });

@@ -54,14 +54,6 @@ export async function decompressLayer(
   const { maxBytes, maxRatio } = { ...DEFAULT_LIMITS, ...target.limits };
   let compressed = 0;
   let uncompressed = 0;
-  const counted = source.pipeThrough(
-    new TransformStream<Uint8Array, Uint8Array>({
-      transform(chunk, controller) {
-        compressed += chunk.byteLength;
-        controller.enqueue(chunk);
-      },
-    }),
-  );
   const tap = (chunk: Uint8Array) => {
     uncompressed += chunk.byteLength;
     if (uncompressed > maxBytes) {
@@ -72,7 +64,8 @@ export async function decompressLayer(
     }
     opts.tap?.(chunk);
   };
-  return await decompress(counted, { mediaType: target.mediaType, what, tap, views: opts.views, ownsInput: target.ownsInput, engine: opts.engine });
+  const onInput = (chunk: Uint8Array) => void (compressed += chunk.byteLength);
+  return await decompress(source, { mediaType: target.mediaType, what, tap, onInput, views: opts.views, ownsInput: target.ownsInput, engine: opts.engine });
 }
 
 /**
