@@ -28,6 +28,12 @@ export interface ResumableOptions {
   /** Aborting it ends the stream (and any wait) with the signal's reason. */
   signal?: AbortSignal;
   onRetry?: (e: RetryEvent) => void;
+  /**
+   * The first attempt, already sent by the caller: `client.fetchBlob(ref, desc, { offset })` with this
+   * stream's `offset`, started while the caller prepared the rest (a failure of it counts as the first
+   * failure, as if this stream had sent it).
+   */
+  firstAttempt?: Promise<ReadableStream<Uint8Array>>;
 }
 
 /**
@@ -44,10 +50,16 @@ export function resumableBlob(client: RegistryClient, ref: Reference, desc: Desc
   let total = 0;
   let progressed = false;
   let cancelled = false;
+  let firstAttempt = opts.firstAttempt;
 
   const dropReader = () => {
     reader?.cancel().catch(() => {});
     reader = undefined;
+  };
+  /** A first attempt never taken: its answer, whenever it comes, closes its connection. */
+  const dropFirstAttempt = () => {
+    firstAttempt?.then((body) => body.cancel(), () => {});
+    firstAttempt = undefined;
   };
 
   // The stall watchdog: one timer for the whole stream (not one per chunk), armed while a read waits. When a
@@ -115,13 +127,19 @@ export function resumableBlob(client: RegistryClient, ref: Reference, desc: Desc
         for (;;) {
           if (offset >= desc.size) {
             stopWatching();
+            dropFirstAttempt();
             dropReader();
             ctrl.close();
             return;
           }
           opts.signal?.throwIfAborted();
           try {
-            reader ??= (await client.fetchBlob(ref, desc, { offset })).getReader();
+            if (reader === undefined) {
+              const attempt = firstAttempt ?? client.fetchBlob(ref, desc, { offset });
+              firstAttempt = undefined;
+              reader = (await attempt).getReader();
+              if (cancelled) return dropReader();
+            }
             const r = await readWithin(reader);
             if (cancelled) return;
             if (r.done) throw errorOf("Unavailable", `${what}: registry ${ref.apiHost} ended the transfer at byte ${offset} of ${desc.size}`);
@@ -135,6 +153,7 @@ export function resumableBlob(client: RegistryClient, ref: Reference, desc: Desc
         }
       } catch (e) {
         stopWatching();
+        dropFirstAttempt();
         if (!cancelled) ctrl.error(e);
       }
     },
@@ -142,6 +161,7 @@ export function resumableBlob(client: RegistryClient, ref: Reference, desc: Desc
       cancelled = true;
       stopWatching();
       dropReader();
+      dropFirstAttempt();
     },
   });
 }
