@@ -16,9 +16,6 @@ import process from "node:process";
 /** The nice value given to pool threads: low enough that the main thread wins a shared core (weight 110 vs 1024). */
 export const POOL_NICE = 10;
 
-/** Thread ids already lowered. */
-const lowered = new Set<number>();
-
 /** This process's pool threads (by the name libuv gives them), from /proc; none where that cannot be read. */
 function poolThreads(): number[] {
   let tasks: string[];
@@ -39,8 +36,8 @@ function poolThreads(): number[] {
 }
 
 /**
- * Lowers every pool thread of this process to POOL_NICE (once per thread; a thread already lower keeps its
- * value). Call it once the pool has started (after the first piece of work was queued on it). Best effort:
+ * Lowers every pool thread of this process to POOL_NICE (a thread already as low or lower keeps its value).
+ * Call it once the pool has started (after the first piece of work was queued on it). Best effort:
  * returns how many threads were lowered by this call, 0 off Linux, without /proc, or where not permitted
  * (TSCTR_POOL_NICE=0 turns it off; another number is used instead of POOL_NICE).
  */
@@ -50,8 +47,6 @@ export function lowerPoolPriority(): number {
   if (nice === 0) return 0;
   let n = 0;
   for (const tid of poolThreads()) {
-    if (lowered.has(tid)) continue;
-    lowered.add(tid);
     try {
       if (os.getPriority(tid) >= nice) continue;
       os.setPriority(tid, nice);
