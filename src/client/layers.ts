@@ -198,21 +198,7 @@ async function fetchAndExtract(o: LayerPipelineOptions, i: number, signal: Abort
     const { key } = await extractLayer(o.snapshotter, await o.content.readStream(layer.digest), layer, o.diffIds[i]!, o.ref.toString(), { workers: onWorker(layer, workers), limits: o.limits });
     return key;
   }
-  // The request goes out as soon as the kept bytes are known, while the ingest is still being prepared (its
-  // files and state): the first bytes come sooner. The stream below takes it as its first attempt.
-  let early: Promise<ReadableStream<Uint8Array>> | undefined;
-  const sendEarly = (offset: number) => {
-    if (offset >= layer.size) return;
-    early = o.registry.fetchBlob(o.ref, layer, { offset });
-    early.catch(() => {}); // the stream reports it
-  };
-  let writer: ContentWriter | undefined;
-  try {
-    writer = o.discardBlobs ? undefined : await o.content.writer(`pull-${layer.digest}`, { digest: layer.digest, size: layer.size }, { resume: true, onKept: sendEarly });
-  } catch (e) {
-    early?.then((body) => body.cancel(), () => {});
-    throw e;
-  }
+  const writer = o.discardBlobs ? undefined : await o.content.writer(`pull-${layer.digest}`, { digest: layer.digest, size: layer.size }, { resume: true });
   const sink: BlobSink = writer ? storeSink(writer) : await verifyingSink(layer);
   const kept = sink.offset;
   // The stream's own error: an extraction worker sees only a structured clone of it, without its kind.
@@ -224,7 +210,6 @@ async function fetchAndExtract(o: LayerPipelineOptions, i: number, signal: Abort
       policy: o.retry,
       signal,
       onRetry: (r) => o.emit({ type: "retry", digest: layer.digest, reason: r.reason, delayMs: r.delayMs, offset: r.offset, size: layer.size }),
-      firstAttempt: early,
     });
     o.emit({ type: "unpack", digest: layer.digest, status: "extracting" });
     let lastEmit = 0;

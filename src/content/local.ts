@@ -13,7 +13,7 @@ import { createHasher, digestHex, isDigest, type Digest, type Hasher } from "../
 import { errorOf, isErrno } from "../errdefs/mod.ts";
 import { fsyncDir, syncHandle } from "../platform/durable.ts";
 import { recordSynced, trustedLength } from "./ingest_state.ts";
-import type { BlobInfo, ContentStore, ContentWriter, Expected, WriterOptions } from "./types.ts";
+import type { BlobInfo, ContentStore, ContentWriter, Expected } from "./types.ts";
 
 /** Opens (creating if needed) the content store rooted at `dir`. */
 export async function openLocalStore(dir: string): Promise<ContentStore> {
@@ -55,7 +55,7 @@ class LocalStore implements ContentStore {
     return Readable.toWeb(node) as unknown as ReadableStream<Uint8Array>;
   }
 
-  async writer(ref: string, expected: Expected, opts: WriterOptions = {}): Promise<ContentWriter> {
+  async writer(ref: string, expected: Expected, opts: { resume?: boolean } = {}): Promise<ContentWriter> {
     if (!isDigest(expected.digest)) throw errorOf("InvalidArgument", `ingest ${ref}: invalid expected digest`);
     const ingestDir = join(this.#dir, "ingest", digestHex(await refKey(ref)));
     await mkdir(ingestDir, { recursive: true });
@@ -70,7 +70,6 @@ class LocalStore implements ContentStore {
     let kept = 0;
     try {
       kept = opts.resume ? await keptBytes(ingestDir, refLine, expected.size) : 0;
-      opts.onKept?.(kept);
       if (kept === 0) await writeFile(join(ingestDir, "ref"), refLine);
       const fh = await open(join(ingestDir, "data"), kept > 0 ? "r+" : "w");
       await fh.truncate(kept);

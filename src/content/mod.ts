@@ -1,2 +1,2 @@
 export { openLocalStore } from "./local.ts";
-export type { BlobInfo, ContentStore, ContentWriter, Expected, WriterOptions } from "./types.ts";
+export type { BlobInfo, ContentStore, ContentWriter, Expected } from "./types.ts";

@@ -32,11 +32,6 @@ export interface ContentWriter {
   suspend(): Promise<void>;
 }
 
-export interface WriterOptions {
-  resume?: boolean;
-  onKept?: (kept: number) => void;
-}
-
 export interface ContentStore {
   /** Size of a committed blob, or undefined when absent. */
   info(digest: Digest): Promise<BlobInfo | undefined>;
@@ -47,10 +42,8 @@ export interface ContentStore {
   /**
    * Opens a writer for `expected` under ingest name `ref` (one writer per ref at a time). With `resume`, an
    * earlier interrupted ingest of the same ref, digest and size is kept, as far as it is known durable.
-   * `onKept` hears how many bytes are kept as soon as that is known, before the writer is ready (a caller
-   * can then ask the registry for the rest while the ingest is prepared).
    */
-  writer(ref: string, expected: Expected, opts?: WriterOptions): Promise<ContentWriter>;
+  writer(ref: string, expected: Expected, opts?: { resume?: boolean }): Promise<ContentWriter>;
   /** Stores small bytes (manifests, configs) after verifying them against `expected`. */
   writeBytes(bytes: Uint8Array, expected: Expected): Promise<BlobInfo>;
   /** Removes a committed blob; no error when absent. */

@@ -28,12 +28,6 @@ export interface ResumableOptions {
   /** Aborting it ends the stream (and any wait) with the signal's reason. */
   signal?: AbortSignal;
   onRetry?: (e: RetryEvent) => void;
-  /**
-   * The first attempt, already sent by the caller: `client.fetchBlob(ref, desc, { offset })` with this
-   * stream's `offset`, started while the caller prepared the rest (a failure of it counts as the first
-   * failure, as if this stream had sent it).
-   */
-  firstAttempt?: Promise<ReadableStream<Uint8Array>>;
 }
 
 /**
@@ -50,16 +44,10 @@ export function resumableBlob(client: RegistryClient, ref: Reference, desc: Desc
   let total = 0;
   let progressed = false;
   let cancelled = false;
-  let firstAttempt = opts.firstAttempt;
 
   const dropReader = () => {
     reader?.cancel().catch(() => {});
     reader = undefined;
-  };
-  /** A first attempt never taken: its answer, whenever it comes, closes its connection. */
-  const dropFirstAttempt = () => {
-    firstAttempt?.then((body) => body.cancel(), () => {});
-    firstAttempt = undefined;
   };
 
   // The stall watchdog: one timer for the whole stream (not one per chunk), armed while a read waits. When a
@@ -96,13 +84,14 @@ export function resumableBlob(client: RegistryClient, ref: Reference, desc: Desc
     if (watchdog === undefined) arm(policy.stallMs);
     try {
       const got = await r.read();
-      if (stalled !== undefined) throw stalled;
-      return got;
+      if (stalled === undefined) return got;
     } catch (e) {
-      throw stalled ?? e;
+      if (stalled === undefined) throw e;
     } finally {
       waitingSince = undefined;
     }
+    // The watchdog cancelled the reader: the read ended (or failed) because nothing came.
+    throw stalled;
   };
 
   /** Counts a failure; throws the final error when the budget is spent, else waits before the next attempt. */
@@ -127,7 +116,6 @@ export function resumableBlob(client: RegistryClient, ref: Reference, desc: Desc
         for (;;) {
           if (offset >= desc.size) {
             stopWatching();
-            dropFirstAttempt();
             dropReader();
             ctrl.close();
             return;
@@ -135,9 +123,8 @@ export function resumableBlob(client: RegistryClient, ref: Reference, desc: Desc
           opts.signal?.throwIfAborted();
           try {
             if (reader === undefined) {
-              const attempt = firstAttempt ?? client.fetchBlob(ref, desc, { offset });
-              firstAttempt = undefined;
-              reader = (await attempt).getReader();
+              reader = (await client.fetchBlob(ref, desc, { offset })).getReader();
+              // Cancelled while the request was on its way: its answer closes the connection at once.
               if (cancelled) return dropReader();
             }
             const r = await readWithin(reader);
@@ -153,7 +140,6 @@ export function resumableBlob(client: RegistryClient, ref: Reference, desc: Desc
         }
       } catch (e) {
         stopWatching();
-        dropFirstAttempt();
         if (!cancelled) ctrl.error(e);
       }
     },
@@ -161,7 +147,6 @@ export function resumableBlob(client: RegistryClient, ref: Reference, desc: Desc
       cancelled = true;
       stopWatching();
       dropReader();
-      dropFirstAttempt();
     },
   });
 }
